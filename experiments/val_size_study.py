@@ -1,0 +1,111 @@
+r"""Area vs the probe-set size N_val for UniRoute (K-means) and K-NN.
+
+  python experiments/val_size_study.py --config=configs/val_size_study.py \
+      --workdir=results/val_size
+
+Each N_val of ``config.val_size.n_val`` is one resumable protocol run in
+``<workdir>/n_val_<N>/``; the study writes ``<workdir>/val_size.json``
+(mean per-trial Area and its standard error per method and N_val) and
+``<workdir>/val_size.png`` (+-2 standard-error bands).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+
+# The repository root, so that config files can `from configs import ...`.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import (
+    app,
+    flags,
+)
+from ml_collections import config_flags
+
+from experiments import reproduce
+from unirouter_jax import data as data_lib
+from unirouter_jax import workdir as workdir_lib
+
+_Z95 = 1.959963984540054
+
+
+def run(config, workdir, *, log=print) -> dict:
+  """Runs every N_val; returns the study's table."""
+  workdir = pathlib.Path(workdir)
+  base = reproduce.to_spec(config)
+  ds = data_lib.load(base.data, format=base.format)
+  n = min(ds.num_prompts, base.max_prompts or ds.num_prompts)
+  table = {
+      'dataset': ds.name,
+      'num_prompts': n,
+      'trials': base.num_trials,
+      'n_val': [],
+      'mean': {},
+      'se': {},
+  }
+  for n_val in config.val_size.n_val:
+    spec = dataclasses.replace(base, val_fraction=n_val / n, heatmap_k=0)
+    out = workdir_lib.run(
+        spec,
+        workdir / f'n_val_{n_val}',
+        progress=config.output.progress,
+        plots=False,
+        log=log,
+    )
+    table['n_val'].append(int(out['split']['val_prompts']))
+    for name in spec.methods:
+      row = out['methods'][name]
+      lo, hi = row['area_ci']
+      table['mean'].setdefault(name, []).append(row['area_trial_mean'])
+      table['se'].setdefault(name, []).append((hi - lo) / (2 * _Z95))
+  workdir_lib.write_json(workdir / 'val_size.json', table)
+  # matplotlib only through plots, only here.
+  from unirouter_jax import plots  # pylint: disable=g-import-not-at-top
+
+  plots.val_size_curve(
+      workdir / 'val_size.png',
+      table['n_val'],
+      table['mean'],
+      table['se'],
+      title=(
+          f'{ds.name}: mean test Area vs N_val ({base.num_trials} trials; '
+          'bands: ±2 s.e.)'
+      ),
+  )
+  lines = [
+      '| N_val | ' + ' | '.join(table['mean']) + ' |',
+      '|---|' + '---|' * len(table['mean']),
+  ]
+  for i, nv in enumerate(table['n_val']):
+    cells = [
+        f'{table["mean"][k][i]:.4f} ± {2 * table["se"][k][i]:.4f}'
+        for k in table['mean']
+    ]
+    lines.append(f'| {nv} | ' + ' | '.join(cells) + ' |')
+  text = '\n'.join(lines)
+  workdir_lib.atomic_write(workdir / 'val_size.md', lambda f: f.write(text))
+  log('\n' + text + f'\n\nPlot: {workdir / "val_size.png"}')
+  return table
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  if _CONFIG.value is None or _WORKDIR.value is None:
+    raise app.UsageError('--config and --workdir are required.')
+  try:
+    run(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    sys.exit(f'val_size_study.py: error: {e}')
+
+
+if __name__ == '__main__':
+  # Flags are defined here, not on import, so tests and other scripts can
+  # import this module's functions.
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', None, 'Config file, e.g. configs/val_size_study.py[:tiny].'
+  )
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
+  app.run(main)

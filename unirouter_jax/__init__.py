@@ -1,0 +1,84 @@
+"""unirouter_jax: universal model routing (UniRoute) in JAX.
+
+Route each prompt to the cheapest LLM that will answer it well, including LLMs
+never seen in training: each LLM is represented by its errors on a small
+labelled probe set, clustered by prompt (Jitkrittum et al., arXiv 2502.08773).
+
+Subpackages imported on demand: ``unirouter_jax.data`` (loaders and bundled
+data), ``unirouter_jax.encoder`` (the MiniLM prompt encoder),
+``unirouter_jax.checkpointing`` (orbax).
+"""
+
+from unirouter_jax.baselines import knn_gamma
+from unirouter_jax.baselines import oracle_gamma
+from unirouter_jax.baselines import zero_router_points
+from unirouter_jax.estimator import Estimator
+from unirouter_jax.estimator import EvalSet
+from unirouter_jax.estimator import TrialInputs
+from unirouter_jax.estimator import single_point
+from unirouter_jax.features import llm_features
+from unirouter_jax.features import shrunk_psi
+from unirouter_jax.kmeans import assign
+from unirouter_jax.kmeans import kmeans_plusplus
+from unirouter_jax.kmeans import lloyd
+from unirouter_jax.kmeans import one_hot_assign
+from unirouter_jax.kmeans import responsibilities
+from unirouter_jax.kmeans import soft_kmeans
+from unirouter_jax.methods import builtin_estimators
+from unirouter_jax.metrics import curve_metrics
+from unirouter_jax.metrics import deferral_points
+from unirouter_jax.metrics import upper_envelope
+from unirouter_jax.protocol import ProtocolConfig
+from unirouter_jax.protocol import TrialResult
+from unirouter_jax.protocol import make_splits
+from unirouter_jax.protocol import run_protocol
+from unirouter_jax.routing import lambda_grid
+from unirouter_jax.routing import route
+from unirouter_jax.routing import route_grid
+from unirouter_jax.routing import uniroute_gamma
+from unirouter_jax.structs import Clustering
+from unirouter_jax.structs import CurveMetrics
+from unirouter_jax.structs import LLMFeatures
+from unirouter_jax.structs import RoutingData
+from unirouter_jax.structs import RoutingResult
+from unirouter_jax.structs import Split
+from unirouter_jax.summary import summarise
+
+__version__ = '0.1.0'
+
+__all__ = (
+    'Clustering',
+    'CurveMetrics',
+    'Estimator',
+    'EvalSet',
+    'LLMFeatures',
+    'ProtocolConfig',
+    'RoutingData',
+    'RoutingResult',
+    'Split',
+    'TrialInputs',
+    'TrialResult',
+    'assign',
+    'builtin_estimators',
+    'curve_metrics',
+    'deferral_points',
+    'kmeans_plusplus',
+    'knn_gamma',
+    'lambda_grid',
+    'llm_features',
+    'lloyd',
+    'make_splits',
+    'one_hot_assign',
+    'oracle_gamma',
+    'responsibilities',
+    'route',
+    'route_grid',
+    'run_protocol',
+    'shrunk_psi',
+    'single_point',
+    'soft_kmeans',
+    'summarise',
+    'uniroute_gamma',
+    'upper_envelope',
+    'zero_router_points',
+)

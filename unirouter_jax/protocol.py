@@ -1,0 +1,433 @@
+"""The held-out-LLM evaluation protocol (method.md section 3), as one program.
+
+One trial is a seeded random split of the LLMs into a training and a test
+pool, and of the prompts into train / validation / test sets. Every method
+routes the test prompts among the test LLMs only; hyperparameters (K, k) are
+chosen per trial with training LLMs only (method.md 2.4):
+
+* **Selection view**: the prompt side is fitted on the training prompts,
+  ``psi`` of each training LLM comes from the *training* set, and the
+  validation prompts are routed among the training LLMs; the candidate with
+  the largest validation Area wins.
+* **Test view**: the prompt side is fitted on the training prompts, ``psi``
+  of every LLM comes from the validation prompts (the probe set), and the
+  test prompts are routed among the test LLMs.
+
+Splits are fixed-size index arrays, so trials stack on a leading ``s`` axis
+and the whole protocol is one jitted function mapped over trials
+(``lax.map`` in chunks of ``trial_batch_size``); the embedding matrix is
+never copied per trial. [project choice] When a test prompt lacks a label
+for some pool LLM, the evaluation routes it among the labelled pool LLMs
+only; a prompt with none is left out of the means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import zlib
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from unirouter_jax import baselines
+from unirouter_jax import metrics
+from unirouter_jax import routing
+from unirouter_jax.estimator import Estimator, EvalSet, TrialInputs
+from unirouter_jax.structs import CurveMetrics, RoutingData, Split
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolConfig:
+  """Static settings of the protocol (method.md section 3 defaults).
+
+  Attributes:
+    num_trials: random splits (paper: 400).
+    test_llm_fraction: share of LLMs held out as unseen test LLMs.
+    train_fraction: share of prompts used to fit the prompt side.
+    val_fraction: share of prompts in the probe (validation) set.
+    static_pool: train and test pools are all LLMs (method.md section 4).
+    num_lambdas: size of the cost-weight grid.
+    grid_points: size of the common normalised-cost grid.
+    trial_batch_size: trials evaluated together (``lax.map`` batch size).
+  """
+
+  num_trials: int = 400
+  test_llm_fraction: float = 1 / 3
+  train_fraction: float = 0.6
+  val_fraction: float = 0.1
+  static_pool: bool = False
+  num_lambdas: int = 200
+  grid_points: int = 101
+  trial_batch_size: int = 8
+
+
+def split_sizes(n: int, m: int, config: ProtocolConfig):
+  """``(n_train, n_val, n_test, m_test)``; ValueError if a split is empty."""
+  for name in ('train_fraction', 'val_fraction', 'test_llm_fraction'):
+    value = getattr(config, name)
+    if not 0.0 < value < 1.0:
+      raise ValueError(f'{name}: expected a fraction in (0, 1), got {value}.')
+  if config.num_trials < 1:
+    raise ValueError(f'num_trials: expected >= 1, got {config.num_trials}.')
+  n_train = int(round(config.train_fraction * n))
+  n_val = int(round(config.val_fraction * n))
+  n_test = n - n_train - n_val
+  for name, size in (('train', n_train), ('val', n_val), ('test', n_test)):
+    if size < 1:
+      raise ValueError(
+          f'train_fraction/val_fraction: the {name} split of {n} prompts is '
+          f'empty (train {n_train}, val {n_val}, test {n_test}).'
+      )
+  if config.static_pool:
+    return n_train, n_val, n_test, m
+  m_test = int(round(config.test_llm_fraction * m))
+  if m_test < 1 or m_test >= m:
+    raise ValueError(
+        f'test_llm_fraction: {config.test_llm_fraction} of {m} LLMs leaves '
+        f'{m - m_test} training and {m_test} test LLMs; both must be >= 1.'
+    )
+  return n_train, n_val, n_test, m_test
+
+
+def make_splits(key: Array, n: int, m: int, config: ProtocolConfig) -> Split:
+  """``num_trials`` random splits, stacked on a leading ``s`` axis."""
+  n_train, n_val, _, m_test = split_sizes(n, m, config)
+
+  def one(k):
+    p_key, m_key, t_key = jax.random.split(k, 3)
+    perm_n = jax.random.permutation(p_key, n)
+    if config.static_pool:
+      train_llm = jnp.ones((m,), bool)
+      test_llm = train_llm
+    else:
+      rank_m = jnp.argsort(jax.random.permutation(m_key, m))
+      test_llm = rank_m < m_test
+      train_llm = ~test_llm
+    return Split(
+        train_idx=perm_n[:n_train],
+        val_idx=perm_n[n_train : n_train + n_val],
+        test_idx=perm_n[n_train + n_val :],
+        train_llm_m=train_llm,
+        test_llm_m=test_llm,
+        key=t_key,
+    )
+
+  return jax.vmap(one)(jax.random.split(key, config.num_trials))
+
+
+def _indicator(idx, n):
+  return jnp.zeros((n,), bool).at[idx].set(True)
+
+
+def _mean_cost(cost_nm, idx):
+  return cost_nm[idx].mean(0)
+
+
+def trial_inputs(
+    data: RoutingData, split: Split, *, clairvoyant: bool = False
+) -> TrialInputs:
+  """The test view: what an estimator may see in this trial."""
+  n = data.num_prompts
+  train_n = _indicator(split.train_idx, n)
+  val_n = _indicator(split.val_idx, n)
+  any_llm = split.train_llm_m | split.test_llm_m
+  if clairvoyant:
+    allowed = (train_n | val_n)[:, None] & any_llm[None, :]
+  else:
+    allowed = (train_n[:, None] & split.train_llm_m[None, :]) | (
+        val_n[:, None] & any_llm[None, :]
+    )
+  visible = allowed & data.label_mask_nm
+  return TrialInputs(
+      emb_nd=data.emb_nd,
+      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
+      visible_nm=visible,
+      train_idx=split.train_idx,
+      val_idx=split.val_idx,
+      train_llm_m=split.train_llm_m,
+      pool_m=split.test_llm_m,
+      cost_m=_mean_cost(data.cost_nm, split.val_idx),
+  )
+
+
+def selection_inputs(data: RoutingData, split: Split) -> TrialInputs:
+  """The selection view: training LLMs only, ``psi`` from the training set."""
+  n = data.num_prompts
+  train_n = _indicator(split.train_idx, n)
+  visible = train_n[:, None] & split.train_llm_m[None, :] & data.label_mask_nm
+  return TrialInputs(
+      emb_nd=data.emb_nd,
+      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
+      visible_nm=visible,
+      train_idx=split.train_idx,
+      val_idx=split.train_idx,
+      train_llm_m=split.train_llm_m,
+      pool_m=split.train_llm_m,
+      cost_m=_mean_cost(data.cost_nm, split.train_idx),
+  )
+
+
+def eval_set(data: RoutingData, idx: Array, pool_m: Array) -> EvalSet:
+  """True labels and realised costs of the prompts ``idx``."""
+  mask_qm = data.label_mask_nm[idx]
+  return EvalSet(
+      quality_qm=data.quality_nm[idx],
+      label_mask_qm=mask_qm,
+      cost_qm=data.cost_nm[idx],
+      weight_q=(mask_qm & pool_m[None, :]).any(1).astype(data.quality_nm.dtype),
+  )
+
+
+def curve_from_points(cost_p, quality_p, mask_p, pool_m, ev: EvalSet, grid_g):
+  """Normalises raw curve points and computes the metrics of method.md 3."""
+  c_min, c_max = metrics.pool_cost_range(ev.cost_qm, ev.weight_q, pool_m)
+  best_q, best_c = metrics.best_llm(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
+  )
+  return metrics.curve_metrics(
+      metrics.normalise_cost(cost_p, c_min, c_max),
+      quality_p,
+      mask_p,
+      best_quality=best_q,
+      best_cost=best_c,
+      c_min=c_min,
+      c_max=c_max,
+      grid_g=grid_g,
+  )
+
+
+def curve_from_gamma(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l, grid_g):
+  """Routes with the plug-in rule over ``lam_l`` and scores the curve."""
+  gamma_qm = jnp.where(ev.label_mask_qm, gamma_qm, jnp.inf)
+  lam_l = routing.scale_lambdas(lam_l, rule_cost_m, pool_m)
+  choice_lq = routing.route_grid(gamma_qm, rule_cost_m, lam_l, pool_m)
+  cost_l, quality_l = metrics.deferral_points(
+      choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q
+  )
+  mask_l = jnp.ones(cost_l.shape, bool)
+  return curve_from_points(cost_l, quality_l, mask_l, pool_m, ev, grid_g)
+
+
+@struct.dataclass
+class MethodResult:
+  """One method in one trial.
+
+  Attributes:
+    metrics: the test curve and its metrics at the selected hyperparameters.
+    selected: index of the selected grid point.
+    test_area_g: ``[G]`` test Area at every grid point (Area vs K plots).
+    val_area_g: ``[G]`` selection-view validation Area (zeros if G == 1).
+  """
+
+  metrics: CurveMetrics
+  selected: Array
+  test_area_g: Array
+  val_area_g: Array
+
+
+@struct.dataclass
+class TrialResult:
+  """Everything one trial produces.
+
+  Attributes:
+    methods: method name -> :class:`MethodResult`.
+    oracle: the per-prompt Oracle's curve (true test labels as gamma).
+    single_x_m: ``[m]`` normalised test cost of each LLM alone.
+    single_quality_m: ``[m]`` test quality of each LLM alone.
+    test_llm_m: ``[m]`` the test pool.
+    best_quality: quality of the best test LLM alone.
+    best_cost: its mean test cost (raw units).
+    c_min: mean test cost of the cheapest test LLM (raw units).
+    c_max: mean test cost of the dearest test LLM (raw units).
+  """
+
+  methods: dict[str, MethodResult]
+  oracle: CurveMetrics
+  single_x_m: Array
+  single_quality_m: Array
+  test_llm_m: Array
+  best_quality: Array
+  best_cost: Array
+  c_min: Array
+  c_max: Array
+
+
+def _method(est: Estimator, grid, pad, key, data, split, lam_l, grid_g):
+  inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
+  ev = eval_set(data, split.test_idx, split.test_llm_m)
+  emb_test = data.emb_nd[split.test_idx]
+
+  def fit_and_score(hp, view, ev, emb_q):
+    params = est.fit(key, view, hp, pad)
+    if est.points is not None:
+      pts = est.points(params, view, ev, pad)
+      return curve_from_points(*pts, view.pool_m, ev, grid_g)
+    gamma = est.gamma(params, emb_q, view, pad)
+    return curve_from_gamma(gamma, view.pool_m, view.cost_m, ev, lam_l, grid_g)
+
+  grid = {k: jnp.asarray(v) for k, v in grid.items()}
+  size = next(iter(grid.values())).shape[0] if grid else 1
+
+  def over_grid(view, ev, emb_q):
+    if not grid:  # nothing to vmap over: one point with a unit grid axis
+      return jax.tree.map(lambda x: x[None], fit_and_score({}, view, ev, emb_q))
+    return jax.vmap(lambda hp: fit_and_score(hp, view, ev, emb_q))(grid)
+
+  test_g = over_grid(inputs, ev, emb_test)
+  if size > 1:
+    val_area = over_grid(
+        selection_inputs(data, split),
+        eval_set(data, split.val_idx, split.train_llm_m),
+        data.emb_nd[split.val_idx],
+    ).area
+    best = jnp.argmax(val_area)
+  else:
+    val_area = jnp.zeros((size,), test_g.area.dtype)
+    best = jnp.asarray(0)
+  return MethodResult(
+      metrics=jax.tree.map(lambda x: x[best], test_g),
+      selected=best,
+      test_area_g=test_g.area,
+      val_area_g=val_area,
+  )
+
+
+def _trial(split, data, estimators, grids, pads, lam_l, grid_g) -> TrialResult:
+  ev = eval_set(data, split.test_idx, split.test_llm_m)
+  # Each method's key depends on its name only, so adding a method leaves
+  # the others' results unchanged.
+  methods = {
+      name: _method(
+          est,
+          grids[name],
+          pads[name],
+          jax.random.fold_in(split.key, zlib.crc32(name.encode()) & 0x7FFFFFFF),
+          data,
+          split,
+          lam_l,
+          grid_g,
+      )
+      for name, est in estimators.items()
+  }
+  oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
+  rule_cost = _mean_cost(data.cost_nm, split.val_idx)
+  oracle = curve_from_gamma(
+      oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l, grid_g
+  )
+  cost_m, quality_m = metrics.single_llm_points(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, split.test_llm_m
+  )
+  pool = split.test_llm_m
+  c_min, c_max = metrics.pool_cost_range(ev.cost_qm, ev.weight_q, pool)
+  best_q, best_c = metrics.best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool)
+  return TrialResult(
+      methods=methods,
+      oracle=oracle,
+      single_x_m=metrics.normalise_cost(cost_m, c_min, c_max),
+      single_quality_m=quality_m,
+      test_llm_m=split.test_llm_m,
+      best_quality=best_q,
+      best_cost=best_c,
+      c_min=c_min,
+      c_max=c_max,
+  )
+
+
+def prepare(
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig,
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+):
+  """Validates inputs; returns the hyperparameter grids and pads per method."""
+  if not estimators:
+    raise ValueError('estimators: expected at least one method, got none.')
+  n, m = data.num_prompts, data.num_llms
+  n_train, n_val, _, _ = split_sizes(n, m, config)
+  grids = dict(grids or {})
+  out_grids, pads = {}, {}
+  for name, est in estimators.items():
+    grid = (
+        {k: np.atleast_1d(np.asarray(v)) for k, v in grids[name].items()}
+        if name in grids
+        else est.grid(n_train, n_val)
+    )
+    pad = est.pad(grid)
+    if est.pad_key is not None and pad > n_train:
+      raise ValueError(
+          f'{name}: {est.pad_key}={pad} is larger than the number of '
+          f'training prompts ({n_train}).'
+      )
+    out_grids[name], pads[name] = grid, pad
+  return out_grids, pads
+
+
+def run_protocol(
+    key: Array,
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig = ProtocolConfig(),
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    splits: Split | None = None,
+) -> TrialResult:
+  """Runs every method over every trial in one compiled program.
+
+  Args:
+    key: PRNG key for the splits (each split carries its trial's key).
+    data: the dataset on the device.
+    estimators: method name -> :class:`Estimator`.
+    config: protocol settings.
+    grids: optional hyperparameter grids overriding each estimator's own.
+    splits: optional precomputed splits (leading ``s`` axis).
+
+  Returns:
+    A :class:`TrialResult` whose arrays have a leading ``[s]`` trial axis.
+  """
+  grids, pads = prepare(data, estimators, config, grids)
+  if splits is None:
+    splits = make_splits(key, data.num_prompts, data.num_llms, config)
+  num_trials = splits.train_idx.shape[0]
+  fn = _compiled_protocol(
+      tuple(estimators.items()),
+      _freeze(grids),
+      tuple(sorted(pads.items())),
+      config.num_lambdas,
+      config.grid_points,
+      min(config.trial_batch_size, num_trials),
+  )
+  return fn(splits, data)
+
+
+def _freeze(grids):
+  return tuple(
+      (name, tuple((k, tuple(np.asarray(v).tolist())) for k, v in g.items()))
+      for name, g in grids.items()
+  )
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_protocol(
+    estimators, grids, pads, num_lambdas, grid_points, batch_size
+):
+  estimators = dict(estimators)
+  grids = {
+      name: {k: np.asarray(v) for k, v in g} for name, g in grids
+  }
+  pads = dict(pads)
+  lam_l = routing.lambda_grid(num_lambdas)
+  grid_g = jnp.linspace(0.0, 1.0, grid_points)
+
+  @jax.jit
+  def run(splits, data):
+    def one(split):
+      return _trial(split, data, estimators, grids, pads, lam_l, grid_g)
+
+    return jax.lax.map(one, splits, batch_size=batch_size)
+
+  return run
