@@ -83,7 +83,7 @@ class ParityTest(parameterized.TestCase):
 
   def test_no_recompilation(self):
     before = minilm._forward._cache_size()
-    self.enc(self.texts[::-1])
+    self.enc(self.texts[:12][::-1])
     self.assertEqual(minilm._forward._cache_size(), before)
 
   def test_tail_keeps_the_end(self):

@@ -70,7 +70,7 @@ class MetricsTest(parameterized.TestCase):
     np.testing.assert_allclose(m.qnc, 1.0, atol=1e-5)
     np.testing.assert_allclose(m.peak, 0.9, atol=1e-7)
     np.testing.assert_allclose(
-        m.quality_g[[0, 40, 100]], [0.5, 0.8, 0.9], atol=1e-6
+        m.quality_g[np.array([0, 40, 100])], [0.5, 0.8, 0.9], atol=1e-6
     )
 
   def test_three_point_curve_hand_values(self):
@@ -121,25 +121,15 @@ class MetricsTest(parameterized.TestCase):
     np.testing.assert_allclose(m.qnc, 0.5, atol=1e-6)  # raw c_min / 2.
 
   def test_flat_right_of_peak_and_left_of_first_point(self):
-    m = curve_metrics(
-        np.array([0.0, 0.5, 1.0]),
-        np.array([0.5, 0.9, 0.7]),
-        np.ones(3, bool),
-        best_quality=1.0,
-        best_cost=1.0,
-        c_min=0.0,
-        c_max=1.0,
-    )
+    kw = dict(best_quality=1.0, best_cost=1.0, c_min=0.0, c_max=1.0)
+    mask = np.array([True, True, True, False])
+    x = np.array([0.0, 0.5, 1.0, 9.0], np.float32)
+    y = np.array([0.5, 0.9, 0.7, 9.0], np.float32)  # Point 3 masked out.
+    m = curve_metrics(x, y, mask, **kw)
     np.testing.assert_allclose(m.area, 0.5 * 0.7 + 0.5 * 0.9, atol=1e-6)
-    m = curve_metrics(
-        np.array([0.2, 1.0]),
-        np.array([0.6, 0.8]),
-        np.ones(2, bool),
-        best_quality=1.0,
-        best_cost=1.0,
-        c_min=0.0,
-        c_max=1.0,
-    )
+    x = np.array([0.2, 1.0, 1.0, 0.0], np.float32)
+    y = np.array([0.6, 0.8, 0.8, 0.9], np.float32)
+    m = curve_metrics(x, y, mask, **kw)
     np.testing.assert_allclose(m.area, 0.2 * 0.6 + 0.8 * 0.7, atol=1e-6)
 
   @parameterized.parameters(0, 1, 2, 3)
@@ -194,7 +184,7 @@ class MetricsTest(parameterized.TestCase):
     choice = np.array([[0, 1, 2, 0], [2, 2, 2, 2]], np.int32)
     c, q = deferral_points(choice, quality, cost, weight)
     np.testing.assert_allclose(c, [(1 + 3 + 4) / 3, 4.0], atol=1e-6)
-    np.testing.assert_allclose(q, [1 / 3, 2 / 3], atol=1e-6)
+    np.testing.assert_allclose(q, [2 / 3, 2 / 3], atol=1e-6)
     pool = np.array([True, True, False])
     c_min, c_max = pool_cost_range(cost, weight, pool)
     np.testing.assert_allclose([c_min, c_max], [4 / 3, 7 / 3], atol=1e-6)

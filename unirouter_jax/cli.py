@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from unirouter_jax import methods as methods_lib
+from unirouter_jax import router_cli
 
 PROG = 'unirouter'
 
@@ -75,6 +76,23 @@ def _methods(values: Sequence[str]) -> tuple[str, ...]:
           f'--methods: unknown method {name!r}; known: {", ".join(known)}'
       )
   return names
+
+
+def _check_csv_header(path: str) -> None:
+  """A CSV must be wide (a ``prompt`` column) or long (a ``model`` one)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+
+  try:
+    cols = list(pd.read_csv(path, nrows=0).columns)
+  except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+    raise ValueError(f'--data {path}: not a readable CSV ({e})') from None
+  if 'prompt' not in cols and 'model' not in cols:
+    shown = ', '.join(cols[:6]) + (', ...' if len(cols) > 6 else '')
+    raise ValueError(
+        f"--data {path}: no 'prompt' column (a wide CSV needs 'prompt' and "
+        f"one quality column per LLM; a long CSV needs 'prompt_id, prompt, "
+        f"model, quality'); found: {shown}"
+    )
 
 
 def _add_evaluate(subparsers) -> None:
@@ -192,6 +210,8 @@ def _evaluate(args) -> int:
           f'--data: no bundled dataset or file named {args.data!r} (bundled: '
           f'{", ".join(data_lib.BUNDLED)})'
       )
+  if args.format is None and '.csv' in os.path.basename(args.data):
+    _check_csv_header(args.data)
   if args.embeddings is not None and not os.path.exists(args.embeddings):
     raise FileNotFoundError(f'--embeddings: no such file {args.embeddings!r}')
   defaults = workdir.DATASET_PROTOCOL.get(
@@ -245,19 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   sub.required = True
   _add_evaluate(sub)
-  # TODO(lead): `unirouter_jax.router_cli` (fit, probe-set, add-llm, route)
-  # is being written concurrently; once it exists, replace this guard by a
-  # plain `from unirouter_jax import router_cli` at the top of the module.
-  # The guard only tolerates the module being absent, never an error inside
-  # it, and says so in `unirouter --help`.
-  try:
-    from unirouter_jax import router_cli  # pylint: disable=g-import-not-at-top
-  except ModuleNotFoundError as e:
-    if e.name != 'unirouter_jax.router_cli':
-      raise
-    parser.epilog = '(fit, probe-set, add-llm, route: not installed yet)'
-  else:
-    router_cli.register(sub)
+  router_cli.register(sub)  # fit, probe-set, add-llm, route, ...
   return parser
 
 

@@ -41,6 +41,7 @@ def _weighted_mean_q(v_qm, weight_q):
   return jnp.where(total > 0, s_m / jnp.where(total > 0, total, 1), 0.0)
 
 
+@jax.jit
 def deferral_points(choice_lq, quality_qm, cost_qm, weight_q):
   """Weighted mean realised cost and quality of routed choices.
 
@@ -92,6 +93,8 @@ def _upper_hull(x_p, y_p, mask_p):
   the sort permutation, the hull's positions in sorted order (first
   ``size`` entries valid) and the number of hull vertices (0 if no point).
   """
+  x_p, y_p = jnp.asarray(x_p), jnp.asarray(y_p)
+  mask_p = jnp.asarray(mask_p, bool)
   p = x_p.shape[0]
   order_p = jnp.lexsort((-y_p, x_p, ~mask_p))
   xs_p, ys_p, ms_p = x_p[order_p], y_p[order_p], mask_p[order_p]
@@ -123,6 +126,7 @@ def _upper_hull(x_p, y_p, mask_p):
   return order_p, stack_p, size
 
 
+@jax.jit
 def hull_vertices(x_p, y_p, mask_p) -> Array:
   """``[p]`` bool: the points that are vertices of the envelope.
 
@@ -138,10 +142,12 @@ def hull_vertices(x_p, y_p, mask_p) -> Array:
   return jnp.zeros((p,), bool).at[order_p].set(on_sorted_p)
 
 
+@jax.jit
 def _envelope_knots(x_p, y_p, mask_p):
   """``(hx_p, hy_p)``: hull vertices sorted by ``x``, padded by repeating the
   last one (so ``jnp.interp`` is the envelope, flat on both sides). All
   zeros when no point is masked in."""
+  x_p, y_p = jnp.asarray(x_p), jnp.asarray(y_p)
   p = x_p.shape[0]
   order_p, stack_p, size = _upper_hull(x_p, y_p, mask_p)
   last = jnp.maximum(size - 1, 0)
@@ -150,6 +156,7 @@ def _envelope_knots(x_p, y_p, mask_p):
   return jnp.where(size > 0, hx_p, 0.0), jnp.where(size > 0, hy_p, 0.0)
 
 
+@jax.jit
 def upper_envelope(x_p, y_p, mask_p, grid_g) -> Array:
   """``[g]`` the envelope of the masked points on ``grid_g``.
 
@@ -171,6 +178,7 @@ def _integral(hx_p, hy_p, a, b):
   return jnp.sum(0.5 * (f_r[1:] + f_r[:-1]) * (t_r[1:] - t_r[:-1]))
 
 
+@jax.jit
 def curve_metrics(
     x_p,
     y_p,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import zlib
 from collections.abc import Mapping
 
 import jax
@@ -300,18 +299,12 @@ def _method(est: Estimator, grid, pad, key, data, split, lam_l, grid_g):
 
 def _trial(split, data, estimators, grids, pads, lam_l, grid_g) -> TrialResult:
   ev = eval_set(data, split.test_idx, split.test_llm_m)
-  # Each method's key depends on its name only, so adding a method leaves
-  # the others' results unchanged.
+  # Every method gets the trial's key: cluster-based methods with the same K
+  # then share one clustering (paired comparisons), and adding a method
+  # leaves the others' results unchanged.
   methods = {
       name: _method(
-          est,
-          grids[name],
-          pads[name],
-          jax.random.fold_in(split.key, zlib.crc32(name.encode()) & 0x7FFFFFFF),
-          data,
-          split,
-          lam_l,
-          grid_g,
+          est, grids[name], pads[name], split.key, data, split, lam_l, grid_g
       )
       for name, est in estimators.items()
   }

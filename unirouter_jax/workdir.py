@@ -20,6 +20,7 @@ size (padded trials are dropped), so the protocol compiles once per run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -216,31 +217,32 @@ def write_json(path, obj) -> None:
   atomic_write(path, lambda f: json.dump(obj, f, indent=1, allow_nan=False))
 
 
-def check_or_write_config(workdir: pathlib.Path, spec: RunSpec) -> bool:
-  """Writes ``config.json``; True if an equal one was already there.
+def check_config(workdir: pathlib.Path, spec: RunSpec) -> bool:
+  """True if ``workdir`` holds results of this very spec (a resume).
+
+  A workdir without saved chunks may be reused by any spec.
 
   Raises:
-    ValueError: the workdir holds a run with another configuration.
+    ValueError: the workdir holds results of another configuration.
   """
   path = workdir / 'config.json'
-  new = spec.to_json()
-  if path.exists():
-    old = json.loads(path.read_text())
-    diff = sorted(
-        k
-        for k in set(old) | set(new)
-        if k not in _COSMETIC and old.get(k) != new.get(k)
+  if not path.exists():
+    return False
+  old, new = json.loads(path.read_text()), spec.to_json()
+  diff = sorted(
+      k
+      for k in set(old) | set(new)
+      if k not in _COSMETIC and old.get(k) != new.get(k)
+  )
+  has_chunks = any((workdir / 'chunks').glob('chunk_*.npz'))
+  if diff and has_chunks:
+    k = diff[0]
+    raise ValueError(
+        f'{workdir} holds a run with another configuration ({k}: '
+        f'{old.get(k)!r} there, {new.get(k)!r} now; {len(diff)} field(s) '
+        'differ); use another workdir or delete it.'
     )
-    if diff:
-      k = diff[0]
-      raise ValueError(
-          f'{workdir} holds a run with another configuration ({k}: '
-          f'{old.get(k)!r} there, {new.get(k)!r} now; {len(diff)} field(s) '
-          'differ); use another workdir or delete it.'
-      )
-    return True
-  write_json(path, new)
-  return False
+  return not diff and has_chunks
 
 
 # ----------------------------------------------------------------- data ---
@@ -281,14 +283,22 @@ def load_routing_data(spec: RunSpec):
   return ds, data, note
 
 
+@functools.lru_cache(maxsize=8)
+def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
+  # Cached so that runs in one process share Estimator objects, and with
+  # them the protocol's compiled program (its cache keys on the functions).
+  est = methods_lib.builtin_estimators(epochs_scale=epochs_scale)
+  if arch != 'mlp':
+    epochs = max(1, int(round(5 * epochs_scale)))
+    est['uniroute_learned_map'] = methods_lib.uniroute_learned_map(
+        arch=arch, epochs=epochs
+    )
+  return est
+
+
 def select_estimators(spec: RunSpec) -> dict[str, Any]:
   """The requested built-in estimators, in ``spec.methods`` order."""
-  est = methods_lib.builtin_estimators(epochs_scale=spec.epochs_scale)
-  if spec.learned_map_arch != 'mlp':
-    epochs = max(1, int(round(5 * spec.epochs_scale)))
-    est['uniroute_learned_map'] = methods_lib.uniroute_learned_map(
-        arch=spec.learned_map_arch, epochs=epochs
-    )
+  est = _estimators(float(spec.epochs_scale), spec.learned_map_arch)
   return {name: est[name] for name in spec.methods}
 
 
@@ -620,7 +630,7 @@ def build_summary(
 
 def _fmt(x, pct=False) -> str:
   if isinstance(x, str) or x is None:
-    return '∞' if x == 'inf' else str(x)
+    return {'inf': '∞', '-inf': '-∞'}.get(x, str(x))
   if pct:
     return f'{100 * x:.1f}%'
   return f'{x:.3f}'.replace('0.', '.', 1) if 0 <= x < 1 else f'{x:.3f}'
@@ -715,9 +725,10 @@ def run(
   """Runs or resumes ``spec`` in ``workdir``; returns the summary dict."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  resumed = check_or_write_config(workdir, spec)
+  resumed = check_config(workdir, spec)
   t0 = time.time()
   ds, data, note = load_routing_data(spec)
+  write_json(workdir / 'config.json', spec.to_json())
   estimators = select_estimators(spec)
   cfg = spec.protocol_config()
   grids, _ = protocol.prepare(

@@ -1,0 +1,1 @@
+"""Worked examples of extending unirouter_jax (see docs/extending.md)."""
