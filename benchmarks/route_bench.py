@@ -28,10 +28,19 @@ def _router(k=50, m=50, d=384, p=500, encoder=None):
   if encoder is not None:
     _, eid, ehash = router_io.encoder_identity(encoder)
   return router_lib.fit_router(
-      jax.random.key(0), emb, q, np.ones_like(q, bool),
-      rng.uniform(0.1, 10, m).astype(np.float32), [f'llm{i}' for i in range(m)],
-      train_idx=np.arange(p, p + 2000), probe_idx=np.arange(p), k=k,
-      n_init=1, max_iter=10, encoder_id=eid or 'bench', encoder_hash=ehash,
+      jax.random.key(0),
+      emb,
+      q,
+      np.ones_like(q, bool),
+      rng.uniform(0.1, 10, m).astype(np.float32),
+      [f'llm{i}' for i in range(m)],
+      train_idx=np.arange(p, p + 2000),
+      probe_idx=np.arange(p),
+      k=k,
+      n_init=1,
+      max_iter=10,
+      encoder_id=eid or 'bench',
+      encoder_hash=ehash,
   )
 
 
@@ -57,22 +66,35 @@ def main():
   emb = rng.normal(size=(args.batch, 384)).astype(np.float32)
   emb_dev = jax.device_put(emb)
   for lam in (0.0, 0.05):
-    t = _time(lambda lam=lam: router_lib.route(router, emb_dev, lam=lam)
-              .choice_q, args.repeats)
-    print(f'route from embeddings (K=50, m=50, d=384, batch {args.batch}, '
-          f'lam={lam}): {args.batch / t:,.0f} prompts/s')
+    t = _time(
+        lambda lam=lam: router_lib.route(router, emb_dev, lam=lam).choice_q,
+        args.repeats,
+    )
+    print(
+        f'route from embeddings (K=50, m=50, d=384, batch {args.batch}, '
+        f'lam={lam}): {args.batch / t:,.0f} prompts/s'
+    )
   try:
     enc = router_io.default_encoder()
   except FileNotFoundError as e:
     print(f'end to end from text: skipped ({e})')
     return
   router = _router(encoder=enc)
-  texts = [f'Question {i}: what is {i} times {i + 3}? Explain step by step.'
-           * (1 + i % 4) for i in range(args.texts)]
-  t = _time(lambda: router_io.route_texts(router, texts, encoder=enc,
-                                          lam=0.05).choice_q, 2)
-  print(f'route from text (MiniLM + route, {args.texts} prompts): '
-        f'{args.texts / t:,.0f} prompts/s')
+  texts = [
+      f'Question {i}: what is {i} times {i + 3}? Explain step by step.'
+      * (1 + i % 4)
+      for i in range(args.texts)
+  ]
+  t = _time(
+      lambda: router_io.route_texts(
+          router, texts, encoder=enc, lam=0.05
+      ).choice_q,
+      2,
+  )
+  print(
+      f'route from text (MiniLM + route, {args.texts} prompts): '
+      f'{args.texts / t:,.0f} prompts/s'
+  )
 
 
 if __name__ == '__main__':

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
 import sys
 
 # The repository root, so that config files can `from configs import ...`.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import jax
 from absl import (
     app,
     flags,
@@ -145,6 +147,13 @@ def main(argv):
   if config is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required.')
   logging.set_verbosity(logging.WARNING)
+  # Reruns and resumes reuse compiled programs (compiling the whole protocol
+  # takes minutes on a small CPU); JAX_COMPILATION_CACHE_DIR overrides.
+  jax.config.update(
+      'jax_compilation_cache_dir',
+      os.environ.get('JAX_COMPILATION_CACHE_DIR')
+      or str(pathlib.Path(_WORKDIR.value) / '.jax_cache'),
+  )
   flag = flags.FLAGS['config']
   sweep = load_sweep(config_flags.get_config_filename(flag))
   try:

@@ -98,7 +98,9 @@ class CalibrationTest(parameterized.TestCase):
         )
         for lam in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
     ]
-    self.assertTrue(all(a >= b - 1e-7 for a, b in zip(costs, costs[1:])))
+    self.assertTrue(
+        all(a >= b - 1e-7 for a, b in zip(costs[:-1], costs[1:], strict=True))
+    )
 
   def test_bad_targets(self):
     with self.assertRaisesRegex(ValueError, 'exactly one'):

@@ -75,9 +75,7 @@ class CheckpointingTest(parameterized.TestCase):
   def test_learned_map_round_trip(self, arch):
     fitted = _map_params(arch)
     checkpointing.save(self.ckpt, fitted, manifest={'arch': arch, 'k': _K})
-    restored = checkpointing.restore(
-        self.ckpt, jax.eval_shape(lambda: fitted)
-    )
+    restored = checkpointing.restore(self.ckpt, jax.eval_shape(lambda: fitted))
     self.assertIsInstance(restored, learned_map.LearnedMapParams)
     # Exactly equal predictions.
     np.testing.assert_array_equal(

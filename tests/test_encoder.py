@@ -1,8 +1,8 @@
 """Tests of unirouter_jax.encoder: parity with sentence-transformers, inputs."""
 
 import json
-import os
 import pathlib
+import subprocess
 import sys
 import tempfile
 from unittest import mock
@@ -82,9 +82,12 @@ class ParityTest(parameterized.TestCase):
     np.testing.assert_allclose(emb_nd, self.emb_nd[idx], atol=2e-5)
 
   def test_no_recompilation(self):
-    before = minilm._forward._cache_size()
+    cache_size = getattr(minilm._forward, '_cache_size', None)
+    if cache_size is None:
+      self.skipTest('jit cache size not exposed by this jax version')
+    before = cache_size()
     self.enc(self.texts[:12][::-1])
-    self.assertEqual(minilm._forward._cache_size(), before)
+    self.assertEqual(cache_size(), before)
 
   def test_tail_keeps_the_end(self):
     long = ' '.join(f'w{i}' for i in range(2000))
@@ -147,13 +150,12 @@ class NoWeightsTest(parameterized.TestCase):
         encoder.load_minilm(d)
 
   def test_import_does_not_load_weights(self):
-    self.assertEqual(minilm._load.cache_info().currsize >= 0, True)
     code = (
         'import sys, unirouter_jax.encoder as e; '
         'assert "safetensors.numpy" not in sys.modules; '
         'assert e.minilm._load.cache_info().currsize == 0'
     )
-    self.assertEqual(os.system(f"{sys.executable} -c '{code}'"), 0)
+    subprocess.run([sys.executable, '-c', code], check=True)
 
 
 class EmbedTest(parameterized.TestCase):

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest, parameterized
+from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
 
 from unirouter_jax import learned_map as lm
@@ -101,10 +102,14 @@ class LearnedMapTest(parameterized.TestCase):
           inputs['cluster_mask_k'],
       )
 
+      # One flat vector: check_grads' eager bookkeeping then runs on a
+      # single array instead of compiling small ops per parameter shape.
+      flat_p, unravel = ravel_pytree(variables['params'])
+
       @jax.jit
-      def loss(params):
+      def loss(flat_p):
         return lm.learned_map_loss(
-            params,
+            unravel(flat_p),
             variables.get('batch_stats', {}),
             *batch,
             arch=arch,
@@ -115,7 +120,7 @@ class LearnedMapTest(parameterized.TestCase):
       # a step of 1e-6 makes crossing a ReLU kink unlikely.
       check_grads(
           loss,
-          (variables['params'],),
+          (flat_p,),
           order=1,
           modes=['rev'],
           atol=1e-4,
@@ -124,7 +129,7 @@ class LearnedMapTest(parameterized.TestCase):
       )
 
   def test_vmapped_learning_rates_equal_separate_runs(self):
-    lrs = jnp.asarray([1e-3, 5e-3, 2e-2])
+    lrs = [1e-3, _LR['mlp'], 2e-2]
     inputs = _inputs()
     many = jax.jit(
         jax.vmap(
@@ -132,8 +137,9 @@ class LearnedMapTest(parameterized.TestCase):
                 jax.random.key(0), **inputs, lr=lr, arch='mlp', epochs=5
             )
         )
-    )(lrs)
+    )(jnp.asarray(lrs))
     for i, lr in enumerate(lrs):
+      # A Python float, as in _blob_fit, reuses its compiled fit.
       single = _fit(jax.random.key(0), **inputs, lr=lr, arch='mlp', epochs=5)
       # Tolerance 1e-5 (atol and rtol): batched vs unbatched kernels.
       np.testing.assert_allclose(many.loss_t[i], single.loss_t, atol=1e-5)
@@ -190,12 +196,15 @@ class LearnedMapTest(parameterized.TestCase):
           net.apply(fitted.variables, x_bd, train=True, mutable=True)[0],
       )
 
-    eval_8, train_8 = eval_and_train_logits(emb_nd[:8])
-    eval_256, train_256 = eval_and_train_logits(emb_nd[:256])
+    # Two batches of the same shape (one compile) sharing their first 8 rows.
+    eval_a, train_a = eval_and_train_logits(emb_nd[:256])
+    eval_b, train_b = eval_and_train_logits(
+        jnp.concatenate([emb_nd[:8], emb_nd[-248:]])
+    )
     # Eval outputs of a row do not depend on the rest of the batch (1e-5) ...
-    np.testing.assert_allclose(eval_8, eval_256[:8], atol=1e-5)
+    np.testing.assert_allclose(eval_a[:8], eval_b[:8], atol=1e-5)
     # ... whereas train-mode outputs do (batch statistics differ).
-    self.assertGreater(np.abs(train_8 - train_256[:8]).max(), 1e-3)
+    self.assertGreater(np.abs(train_a[:8] - train_b[:8]).max(), 1e-3)
 
   def test_padded_clusters_equal_unpadded(self):
     # The MLP shares the property (same last-layer init), but a second
@@ -267,16 +276,35 @@ class LearnedMapTest(parameterized.TestCase):
           lr=1e-3,
       )
 
-  def test_runs_under_x64(self):
+  def test_batch_stats_keep_dtype_under_x64(self):
+    # Under JAX_ENABLE_X64 the float64 batch moments must not promote the
+    # float32 running averages: they are part of the training scan's carry.
     with jax.enable_x64(True):
-      inputs = jax.tree.map(
-          lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x,
-          _inputs(n_train=128),
+      inputs = _inputs()
+      net = lm.ClusterNet(_K, 'mlp')
+
+      @jax.jit
+      def step_stats(key):
+        variables = net.init(key, jnp.zeros((1, _D)), train=False)
+        return (
+            variables['batch_stats'],
+            lm.learned_map_loss(
+                variables['params'],
+                variables['batch_stats'],
+                inputs['emb_nd'][:64].astype(jnp.float64),
+                inputs['error_nm'][:64].astype(jnp.float64),
+                inputs['visible_nm'][:64],
+                inputs['psi_km'].astype(jnp.float64),
+                inputs['cluster_mask_k'],
+                arch='mlp',
+            )[1],
+        )
+
+      before, after = step_stats(jax.random.key(0))
+      self.assertEqual(
+          jax.tree.map(lambda x: x.dtype, before),
+          jax.tree.map(lambda x: x.dtype, after),
       )
-      fitted = lm.fit_learned_map(
-          jax.random.key(0), **inputs, lr=jnp.float64(5e-3), epochs=1
-      )
-      self.assertTrue(np.isfinite(fitted.loss_t).all())
 
 
 if __name__ == '__main__':

@@ -78,7 +78,9 @@ class RouterTest(parameterized.TestCase):
       )
       shares.append(float((np.asarray(out.choice_q) == 3).mean()))
     self.assertEqual(shares[-1], 0.0)
-    self.assertTrue(all(a >= b for a, b in zip(shares, shares[1:])))
+    self.assertTrue(
+        all(a >= b for a, b in zip(shares[:-1], shares[1:], strict=True))
+    )
 
   def test_remove_llm_inverts_add(self):
     labels = list(self.q[:300, 0])

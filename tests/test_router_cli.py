@@ -11,9 +11,7 @@ import tempfile
 import numpy as np
 from absl.testing import absltest, parameterized
 
-from unirouter_jax import data
-from unirouter_jax import router_cli
-from unirouter_jax import router_io
+from unirouter_jax import data, router_cli, router_io
 
 
 def run(*argv):

@@ -8,9 +8,8 @@ import jax
 import numpy as np
 from absl.testing import absltest
 
-from unirouter_jax import checkpointing
+from unirouter_jax import checkpointing, router_io
 from unirouter_jax import router as router_lib
-from unirouter_jax import router_io
 
 
 def toy_encoder(texts):

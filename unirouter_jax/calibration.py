@@ -31,11 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from unirouter_jax import features
-from unirouter_jax import kmeans
-from unirouter_jax import protocol
+from unirouter_jax import features, kmeans, protocol, routing
 from unirouter_jax import router as router_lib
-from unirouter_jax import routing
 from unirouter_jax.estimator import EvalSet
 
 Array = jax.Array
@@ -75,12 +72,24 @@ class Calibration:
 
   def report(self) -> dict[str, float | bool | str]:
     """Target vs achieved, as plain Python values (for JSON / printing)."""
-    out = {k: float(getattr(self, k)) for k in (
-        'lam', 'lam_alt', 'mix', 'target', 'cost', 'mixed_cost', 'quality',
-        'mixed_quality', 'best_quality')}
+    out = {
+        k: float(getattr(self, k))
+        for k in (
+            'lam',
+            'lam_alt',
+            'mix',
+            'target',
+            'cost',
+            'mixed_cost',
+            'quality',
+            'mixed_quality',
+            'best_quality',
+        )
+    }
     out['quality_share'] = out['quality'] / max(out['best_quality'], 1e-12)
     out['mixed_quality_share'] = out['mixed_quality'] / max(
-        out['best_quality'], 1e-12)
+        out['best_quality'], 1e-12
+    )
     out['reached'] = bool(self.reached)
     out['kind'] = self.kind
     return out
@@ -95,8 +104,17 @@ def _lam_max(cost_m, pool_m) -> Array:
 
 
 @functools.partial(jax.jit, static_argnames=('kind', 'realised'))
-def _calibrate(gamma_qm, cost_m, pool_m, quality_qm, label_mask_qm, target,
-               *, kind, realised):
+def _calibrate(
+    gamma_qm,
+    cost_m,
+    pool_m,
+    quality_qm,
+    label_mask_qm,
+    target,
+    *,
+    kind,
+    realised,
+):
   # Routing honours the labels when they are given (as the protocol does).
   rule_gamma_qm = jnp.where(label_mask_qm, gamma_qm, jnp.inf)
   q_qm = quality_qm if realised else 1.0 - gamma_qm
@@ -126,8 +144,11 @@ def _calibrate(gamma_qm, cost_m, pool_m, quality_qm, label_mask_qm, target,
     good = ok(jnp.exp(mid))
     return jnp.where(good, mid, a), jnp.where(good, b, mid)
 
-  log_ok, log_bad = (jnp.log(hi), jnp.log(lo)) if kind == 'cost' else (
-      jnp.log(lo), jnp.log(hi))
+  log_ok, log_bad = (
+      (jnp.log(hi), jnp.log(lo))
+      if kind == 'cost'
+      else (jnp.log(lo), jnp.log(hi))
+  )
   a, b = jax.lax.fori_loop(0, _ITERS, body, (log_ok, log_bad))
   lam, lam_alt = jnp.exp(a), jnp.exp(b)
   # Endpoints: lam = 0 (most accurate) and lam = hi (cheapest).
@@ -150,10 +171,17 @@ def _calibrate(gamma_qm, cost_m, pool_m, quality_qm, label_mask_qm, target,
   mix = jnp.where(den > 0, jnp.clip(num / jnp.where(den > 0, den, 1), 0, 1), 0)
   mix = jnp.where(reached, mix, 0.0)
   return Calibration(
-      lam=lam, lam_alt=lam_alt, mix=mix, target=jnp.asarray(target),
-      cost=cost, mixed_cost=(1 - mix) * cost + mix * cost_alt,
-      quality=qual, mixed_quality=(1 - mix) * qual + mix * qual_alt,
-      best_quality=best, reached=reached, kind=kind,
+      lam=lam,
+      lam_alt=lam_alt,
+      mix=mix,
+      target=jnp.asarray(target),
+      cost=cost,
+      mixed_cost=(1 - mix) * cost + mix * cost_alt,
+      quality=qual,
+      mixed_quality=(1 - mix) * qual + mix * qual_alt,
+      best_quality=best,
+      reached=reached,
+      kind=kind,
   )
 
 
@@ -201,8 +229,13 @@ def calibrate_lambda(
   emb = router_lib.check_embeddings(router, emb_qd)
   pool_m = router_lib.pool_mask(router, pool)
   _, gamma_qm, _ = router_lib._route_arrays(  # pylint: disable=protected-access
-      router.centroids_kd, router.cluster_mask_k, router.psi_km,
-      router.cost_m, pool_m, emb, jnp.zeros((), jnp.float32),
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.psi_km,
+      router.cost_m,
+      pool_m,
+      emb,
+      jnp.zeros((), jnp.float32),
   )
   shape = gamma_qm.shape
   realised = quality_qm is not None
@@ -210,21 +243,34 @@ def calibrate_lambda(
     q = np.asarray(quality_qm, np.float32)
     if q.shape != shape:
       raise ValueError(f'quality_qm: expected shape {shape}, got {q.shape}.')
-    mask = (np.ones(shape, bool) if label_mask_qm is None
-            else np.asarray(label_mask_qm, bool))
+    mask = (
+        np.ones(shape, bool)
+        if label_mask_qm is None
+        else np.asarray(label_mask_qm, bool)
+    )
     if mask.shape != shape:
       raise ValueError(f'label_mask_qm: expected {shape}, got {mask.shape}.')
     quality = jnp.asarray(np.where(mask, q, 0.0))
   else:
     quality, mask = jnp.zeros(shape, jnp.float32), np.ones(shape, bool)
   return _calibrate(
-      gamma_qm, router.cost_m, pool_m, quality, jnp.asarray(mask),
-      jnp.asarray(target, jnp.float32), kind=kind, realised=realised,
+      gamma_qm,
+      router.cost_m,
+      pool_m,
+      quality,
+      jnp.asarray(mask),
+      jnp.asarray(target, jnp.float32),
+      kind=kind,
+      realised=realised,
   )
 
 
 def route_calibrated(
-    router: router_lib.Router, emb_qd, calib: Calibration, *, key=None,
+    router: router_lib.Router,
+    emb_qd,
+    calib: Calibration,
+    *,
+    key=None,
     pool: Sequence[str] | None = None,
 ) -> router_lib.RouteOutput:
   """Routes with a calibrated cost weight.
@@ -239,12 +285,21 @@ def route_calibrated(
   alt_q = jax.random.uniform(key, (emb.shape[0],)) < calib.mix
   lam_q = jnp.where(alt_q, calib.lam_alt, calib.lam).astype(jnp.float32)
   choice_q, gamma_qm, cluster_q = router_lib._route_arrays(  # pylint: disable=protected-access
-      router.centroids_kd, router.cluster_mask_k, router.psi_km,
-      router.cost_m, router_lib.pool_mask(router, pool), emb, lam_q,
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.psi_km,
+      router.cost_m,
+      router_lib.pool_mask(router, pool),
+      emb,
+      lam_q,
   )
   return router_lib.RouteOutput(
-      choice_q=choice_q, gamma_qm=gamma_qm, cost_m=router.cost_m,
-      cluster_q=cluster_q, lam=lam_q, llm_names=router.llm_names,
+      choice_q=choice_q,
+      gamma_qm=gamma_qm,
+      cost_m=router.cost_m,
+      cluster_q=cluster_q,
+      lam=lam_q,
+      llm_names=router.llm_names,
   )
 
 
@@ -253,7 +308,9 @@ def _shrinkage_areas(router, emb_qd, ev: EvalSet, strength_s, num_lambdas):
   clustering = router.clustering
   a_pk = kmeans.one_hot_assign(router.probe_emb_pd, clustering)
   feats = features.llm_features(
-      a_pk, router.probe_error_pm, router.probe_visible_pm,
+      a_pk,
+      router.probe_error_pm,
+      router.probe_visible_pm,
       cluster_mask_k=router.cluster_mask_k,
   )
   cluster_q = kmeans.assign(emb_qd, clustering)
@@ -274,8 +331,13 @@ DEFAULT_STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def select_shrinkage(
-    router: router_lib.Router, emb_qd, quality_qm, label_mask_qm=None,
-    cost_qm=None, *, strengths: Sequence[float] = DEFAULT_STRENGTHS,
+    router: router_lib.Router,
+    emb_qd,
+    quality_qm,
+    label_mask_qm=None,
+    cost_qm=None,
+    *,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
     num_lambdas: int = 100,
 ) -> tuple[float, np.ndarray]:
   """The shrinkage pseudo-count with the largest Area on held-out prompts.
@@ -297,10 +359,16 @@ def select_shrinkage(
   shape = (emb.shape[0], router.num_llms)
   if q.shape != shape:
     raise ValueError(f'quality_qm: expected shape {shape}, got {q.shape}.')
-  mask = (np.ones(shape, bool) if label_mask_qm is None
-          else np.asarray(label_mask_qm, bool))
-  cost = (np.broadcast_to(np.asarray(router.cost_m), shape) if cost_qm is None
-          else np.asarray(cost_qm, np.float32))
+  mask = (
+      np.ones(shape, bool)
+      if label_mask_qm is None
+      else np.asarray(label_mask_qm, bool)
+  )
+  cost = (
+      np.broadcast_to(np.asarray(router.cost_m), shape)
+      if cost_qm is None
+      else np.asarray(cost_qm, np.float32)
+  )
   s = np.asarray(strengths, np.float32)
   if s.ndim != 1 or s.size == 0 or (s < 0).any() or not np.isfinite(s).all():
     raise ValueError(f'strengths: expected finite values >= 0, got {s}.')
@@ -311,6 +379,19 @@ def select_shrinkage(
       weight_q=jnp.asarray(mask.any(1), jnp.float32),
   )
   area_s = np.asarray(
-      _shrinkage_areas(router, emb, ev, jnp.asarray(s), num_lambdas)
+      _shrinkage_areas(
+          # Static metadata out of the jit key: one compile per shape.
+          router.replace(
+              llm_names=(),
+              probe_ids=(),
+              probe_texts=(),
+              encoder_id='',
+              encoder_hash='',
+          ),
+          emb,
+          ev,
+          jnp.asarray(s),
+          num_lambdas,
+      )
   )
   return float(s[int(np.argmax(area_s))]), area_s

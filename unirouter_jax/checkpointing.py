@@ -52,6 +52,8 @@ def _checkpointer():
   # Imported here, not at the top, to keep orbax off `import unirouter_jax`.
   import orbax.checkpoint as ocp
 
+  # The synchronous form of ocp.StandardCheckpointer (which saves in a
+  # background thread): the write must be complete before the rename.
   return ocp, ocp.Checkpointer(ocp.StandardCheckpointHandler())
 
 
@@ -130,7 +132,8 @@ def restore(directory, abstract_tree: Any) -> Any:
     )
   ocp, ckptr = _checkpointer()
   abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), abstract_tree
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.result_type(x)),
+      abstract_tree,
   )
   try:
     return ckptr.restore(path / _STATE, args=ocp.args.StandardRestore(abstract))

@@ -1,8 +1,9 @@
 """UniRoute (LearnedMap): a trained soft cluster map (method.md 2.2).
 
-The prompt side of UniRoute is a map ``Phi(x; theta) = softmax(f_theta(phi(x)))``
-into the K-simplex. With the per-cluster error table ``psi_km`` of the
-training LLMs held fixed, the estimated error of LLM ``h`` on prompt ``x`` is
+The prompt side of UniRoute is a map into the K-simplex,
+``Phi(x; theta) = softmax(f_theta(phi(x)))``. With the per-cluster error
+table ``psi_km`` of the training LLMs held fixed, the estimated error of LLM
+``h`` on prompt ``x`` is
 ``gamma(x, h) = Phi(x; theta)^T psi[:, h]``, and ``theta`` minimises the binary
 log-loss of ``gamma`` against the training LLMs' labels on the training
 prompts. At test time the same ``Phi`` is combined with the ``psi`` of unseen
@@ -259,7 +260,7 @@ def fit_learned_map(
     )
   if psi_km.shape != (cluster_mask_k.shape[0], error_nm.shape[1]):
     raise ValueError(
-        f'psi_km: expected [k_max, m] = '
+        'psi_km: expected [k_max, m] = '
         f'{(cluster_mask_k.shape[0], error_nm.shape[1])}, got {psi_km.shape}.'
     )
   n_train = train_idx.shape[0]

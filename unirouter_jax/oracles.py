@@ -197,7 +197,7 @@ def _fit(
     carry = (params, opt_state, best_params, best_loss, best_epoch, e + 1)
     return carry, (loss_s, val_loss)
 
-  inf = jnp.asarray(jnp.inf, loss_fn(params, *val_args).dtype)
+  inf = jnp.asarray(jnp.inf, jax.eval_shape(loss_fn, params, *val_args).dtype)
   zero = jnp.zeros((), jnp.int32)
   carry = (params, opt.init(params), params, inf, zero, zero)
   carry, (loss_es, val_loss_e) = jax.lax.scan(

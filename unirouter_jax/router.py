@@ -40,8 +40,7 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from unirouter_jax import features
-from unirouter_jax import kmeans
+from unirouter_jax import features, kmeans
 from unirouter_jax.structs import Clustering
 
 Array = jax.Array
@@ -133,8 +132,9 @@ class RouteOutput:
     return [self.llm_names[i] for i in np.asarray(self.choice_q)]
 
 
-def _tables(centroids_kd, cluster_mask_k, probe_emb_pd, error_pm, visible_pm,
-            shrinkage):
+def _tables(
+    centroids_kd, cluster_mask_k, probe_emb_pd, error_pm, visible_pm, shrinkage
+):
   """``(psi_km, count_km, se_km, global_m)`` from the probe labels."""
   clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
   a_pk = kmeans.one_hot_assign(probe_emb_pd, clustering)
@@ -159,8 +159,12 @@ def _rebuild(router: Router, **changes) -> Router:
   """``router.replace(**changes)`` with the derived tables recomputed."""
   r = router.replace(**changes)
   psi, count, se, glob = _tables_jit(
-      r.centroids_kd, r.cluster_mask_k, r.probe_emb_pd, r.probe_error_pm,
-      r.probe_visible_pm, r.shrinkage,
+      r.centroids_kd,
+      r.cluster_mask_k,
+      r.probe_emb_pd,
+      r.probe_error_pm,
+      r.probe_visible_pm,
+      r.shrinkage,
   )
   return r.replace(psi_km=psi, count_km=count, se_km=se, global_m=glob)
 
@@ -240,10 +244,14 @@ def fit_router(
     raise ValueError(f'label_mask_nm: expected {q.shape}, got {mask.shape}.')
   names = _check_names(llm_names, 'llm_names')
   if len(names) != q.shape[1]:
-    raise ValueError(f'llm_names: expected {q.shape[1]} names, got {len(names)}.')
+    raise ValueError(
+        f'llm_names: expected {q.shape[1]} names, got {len(names)}.'
+    )
   cost = _check_cost(cost_m, 'cost_m')
   if cost.shape != (q.shape[1],):
-    raise ValueError(f'cost_m: expected shape ({q.shape[1]},), got {cost.shape}.')
+    raise ValueError(
+        f'cost_m: expected shape ({q.shape[1]},), got {cost.shape}.'
+    )
   train_idx = np.asarray(train_idx, np.int64)
   probe_idx = np.asarray(probe_idx, np.int64)
   if probe_idx.size == 0 or train_idx.size == 0:
@@ -252,12 +260,18 @@ def fit_router(
     raise ValueError(f'k: expected an int in [1, {train_idx.size}], got {k!r}.')
   pq = q[probe_idx]
   pmask = mask[probe_idx]
-  if not np.isfinite(pq[pmask]).all() or (pq[pmask] < 0).any() or (
-      pq[pmask] > 1).any():
+  if (
+      not np.isfinite(pq[pmask]).all()
+      or (pq[pmask] < 0).any()
+      or (pq[pmask] > 1).any()
+  ):
     raise ValueError('quality_nm: expected probe labels in [0, 1].')
   ids = tuple(str(i) for i in (probe_idx if probe_ids is None else probe_ids))
-  texts = tuple('' for _ in ids) if probe_texts is None else tuple(
-      str(t) for t in probe_texts)
+  texts = (
+      tuple('' for _ in ids)
+      if probe_texts is None
+      else tuple(str(t) for t in probe_texts)
+  )
   if len(ids) != probe_idx.size or len(texts) != probe_idx.size:
     raise ValueError(
         f'probe_ids/probe_texts: expected {probe_idx.size} entries, got '
@@ -268,20 +282,43 @@ def fit_router(
   weight_n = np.zeros((emb.shape[0],), np.float32)
   weight_n[train_idx] = 1.0
   clustering = _kmeans_jit(
-      key, jnp.asarray(emb), jnp.asarray(weight_n), k, k_max=int(k),
-      n_init=n_init, max_iter=max_iter,
+      key,
+      jnp.asarray(emb),
+      jnp.asarray(weight_n),
+      k,
+      k_max=int(k),
+      n_init=n_init,
+      max_iter=max_iter,
   )
   return from_clustering(
-      clustering, emb[probe_idx], np.where(pmask, pq, 0.0), pmask, cost,
-      names, probe_ids=ids, probe_texts=texts, encoder_id=encoder_id,
-      encoder_hash=encoder_hash, shrinkage=shrinkage,
+      clustering,
+      emb[probe_idx],
+      np.where(pmask, pq, 0.0),
+      pmask,
+      cost,
+      names,
+      probe_ids=ids,
+      probe_texts=texts,
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
+      shrinkage=shrinkage,
   )
 
 
 def from_clustering(
-    clustering: Clustering, probe_emb_pd, probe_quality_pm, probe_mask_pm,
-    cost_m, llm_names, *, probe_ids, probe_texts, encoder_id='',
-    encoder_hash='', shrinkage=0.0, trim: bool = True,
+    clustering: Clustering,
+    probe_emb_pd,
+    probe_quality_pm,
+    probe_mask_pm,
+    cost_m,
+    llm_names,
+    *,
+    probe_ids,
+    probe_texts,
+    encoder_id='',
+    encoder_hash='',
+    shrinkage=0.0,
+    trim: bool = True,
 ) -> Router:
   """A router from a fitted clustering and validated probe labels.
 
@@ -297,14 +334,19 @@ def from_clustering(
       cluster_mask_k=jnp.asarray(mask_k, bool),
       probe_emb_pd=jnp.asarray(probe_emb_pd, jnp.float32),
       probe_error_pm=jnp.asarray(
-          np.where(pmask, 1.0 - np.asarray(probe_quality_pm), 0.0),
-          jnp.float32),
+          np.where(pmask, 1.0 - np.asarray(probe_quality_pm), 0.0), jnp.float32
+      ),
       probe_visible_pm=jnp.asarray(pmask),
       cost_m=jnp.asarray(cost_m, jnp.float32),
       shrinkage=jnp.asarray(_check_shrinkage(shrinkage), jnp.float32),
-      psi_km=None, count_km=None, se_km=None, global_m=None,
-      llm_names=tuple(llm_names), probe_ids=tuple(probe_ids),
-      probe_texts=tuple(probe_texts), encoder_id=str(encoder_id),
+      psi_km=None,
+      count_km=None,
+      se_km=None,
+      global_m=None,
+      llm_names=tuple(llm_names),
+      probe_ids=tuple(probe_ids),
+      probe_texts=tuple(probe_texts),
+      encoder_id=str(encoder_id),
       encoder_hash=str(encoder_hash),
   )
   return _rebuild(router)
@@ -370,7 +412,11 @@ def probe_labels_array(router: Router, probe_labels, *, allow_missing=False):
 
 
 def add_llm(
-    router: Router, name: str, cost: float, probe_labels, *,
+    router: Router,
+    name: str,
+    cost: float,
+    probe_labels,
+    *,
     allow_missing: bool = False,
 ) -> Router:
   """A new router with one more LLM, from its labels on the probe set.
@@ -395,9 +441,11 @@ def add_llm(
   return _rebuild(
       router,
       probe_error_pm=jnp.concatenate(
-          [router.probe_error_pm, jnp.asarray(err_p)[:, None]], axis=1),
+          [router.probe_error_pm, jnp.asarray(err_p)[:, None]], axis=1
+      ),
       probe_visible_pm=jnp.concatenate(
-          [router.probe_visible_pm, jnp.asarray(vis_p)[:, None]], axis=1),
+          [router.probe_visible_pm, jnp.asarray(vis_p)[:, None]], axis=1
+      ),
       cost_m=jnp.concatenate([router.cost_m, jnp.asarray(c)[None]]),
       llm_names=names,
   )
@@ -442,15 +490,17 @@ def set_shrinkage(router: Router, shrinkage: float) -> Router:
 
 
 @jax.jit
-def _route_arrays(centroids_kd, cluster_mask_k, psi_km, cost_m, pool_m,
-                  emb_qd, lam):
+def _route_arrays(
+    centroids_kd, cluster_mask_k, psi_km, cost_m, pool_m, emb_qd, lam
+):
   """``lam`` is ``[]`` or ``[q]`` (per-prompt, for randomised mixing)."""
   clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
   cluster_q = kmeans.assign(emb_qd, clustering)
   gamma_qm = jnp.take(psi_km, cluster_q, axis=0)
   lam_q1 = jnp.reshape(lam, (-1, 1))
-  score_qm = jnp.where(pool_m[None, :], gamma_qm + lam_q1 * cost_m[None, :],
-                       jnp.inf)
+  score_qm = jnp.where(
+      pool_m[None, :], gamma_qm + lam_q1 * cost_m[None, :], jnp.inf
+  )
   choice_q = jnp.argmin(score_qm, axis=-1).astype(jnp.int32)
   return choice_q, gamma_qm, cluster_q
 
@@ -471,15 +521,19 @@ def check_embeddings(router: Router, emb_qd) -> Array:
   d = router.centroids_kd.shape[1]
   if emb.ndim != 2 or emb.shape[1] != d or emb.shape[0] == 0:
     raise ValueError(
-        f'emb_qd: expected a non-empty [q, {d}] array (the router\'s '
+        f"emb_qd: expected a non-empty [q, {d}] array (the router's "
         f'encoder {router.encoder_id!r}), got shape {tuple(emb.shape)}.'
     )
   return emb
 
 
 def route(
-    router: Router, emb_qd, *, lam: float | None = None,
-    budget: float | None = None, pool: Sequence[str] | None = None,
+    router: Router,
+    emb_qd,
+    *,
+    lam: float | None = None,
+    budget: float | None = None,
+    pool: Sequence[str] | None = None,
     key=None,
 ) -> RouteOutput:
   """Routes prompts by ``argmin_m gamma(x, m) + lam * cost_m``.
@@ -518,12 +572,21 @@ def route(
     raise ValueError(f'lam: expected a finite value >= 0, got {lam!r}.')
   lam = jnp.asarray(lam, jnp.float32)
   choice_q, gamma_qm, cluster_q = _route_arrays(
-      router.centroids_kd, router.cluster_mask_k, router.psi_km,
-      router.cost_m, pool_m, emb, lam,
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.psi_km,
+      router.cost_m,
+      pool_m,
+      emb,
+      lam,
   )
   return RouteOutput(
-      choice_q=choice_q, gamma_qm=gamma_qm, cost_m=router.cost_m,
-      cluster_q=cluster_q, lam=lam, llm_names=router.llm_names,
+      choice_q=choice_q,
+      gamma_qm=gamma_qm,
+      cost_m=router.cost_m,
+      cluster_q=cluster_q,
+      lam=lam,
+      llm_names=router.llm_names,
   )
 
 
@@ -531,8 +594,12 @@ def cluster_table(router: Router) -> dict[str, np.ndarray]:
   """Host arrays of the real clusters: psi, raw mean, count, se per LLM."""
   real = np.asarray(router.cluster_mask_k)
   raw = _tables_jit(
-      router.centroids_kd, router.cluster_mask_k, router.probe_emb_pd,
-      router.probe_error_pm, router.probe_visible_pm, jnp.zeros(()),
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.probe_emb_pd,
+      router.probe_error_pm,
+      router.probe_visible_pm,
+      jnp.zeros(()),
   )[0]
   return {
       'psi_km': np.asarray(router.psi_km)[real],

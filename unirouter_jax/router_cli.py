@@ -28,11 +28,17 @@ def register(subparsers) -> None:
   p = subparsers.add_parser('fit', help='fit a router on a dataset')
   p.add_argument('--data', required=True, help='bundled name or path')
   p.add_argument('--out', required=True, help='router directory to write')
-  p.add_argument('--embeddings', help='.npy of prompt embeddings (rows as '
-                 'the dataset); default: bundled or computed MiniLM ones')
+  p.add_argument(
+      '--embeddings',
+      help=(
+          '.npy of prompt embeddings (rows as '
+          'the dataset); default: bundled or computed MiniLM ones'
+      ),
+  )
   p.add_argument('--encoder-id', help='id of the encoder of --embeddings')
-  p.add_argument('--probe-size', type=int, help='probe prompts (default '
-                 '10%%, 20..500)')
+  p.add_argument(
+      '--probe-size', type=int, help='probe prompts (default 10%%, 20..500)'
+  )
   p.add_argument('--k', type=int, help='clusters (default: selected)')
   p.add_argument('--shrinkage', default='0', help="pseudo-count, or 'auto'")
   p.add_argument('--seed', type=int, default=0)
@@ -47,10 +53,16 @@ def register(subparsers) -> None:
   p.add_argument('--router', required=True)
   p.add_argument('--name', required=True)
   p.add_argument('--cost', type=float, required=True, help='cost per query')
-  p.add_argument('--labels', required=True,
-                 help='CSV prompt_id,quality or JSON {prompt_id: quality}')
-  p.add_argument('--allow-missing', action='store_true',
-                 help='accept labels for part of the probe set')
+  p.add_argument(
+      '--labels',
+      required=True,
+      help='CSV prompt_id,quality or JSON {prompt_id: quality}',
+  )
+  p.add_argument(
+      '--allow-missing',
+      action='store_true',
+      help='accept labels for part of the probe set',
+  )
   p.set_defaults(func=add_llm_command)
 
   p = subparsers.add_parser('remove-llm', help='remove an LLM')
@@ -68,15 +80,26 @@ def register(subparsers) -> None:
   p.add_argument('--router', required=True)
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument('--prompt', action='append', help='a prompt (repeatable)')
-  src.add_argument('--prompts', help='.txt (one per line), .json, .jsonl '
-                   'or .csv (column prompt)')
+  src.add_argument(
+      '--prompts',
+      help='.txt (one per line), .json, .jsonl or .csv (column prompt)',
+  )
   src.add_argument('--embeddings', help='.npy [q, d] of the router encoder')
   how = p.add_mutually_exclusive_group()
-  how.add_argument('--lambda', dest='lam', type=float,
-                   help='cost weight (error per unit cost); default 0')
+  how.add_argument(
+      '--lambda',
+      dest='lam',
+      type=float,
+      help='cost weight (error per unit cost); default 0',
+  )
   how.add_argument('--budget', type=float, help='target mean cost per query')
-  p.add_argument('--seed', type=int, help='with --budget: mix the two cost '
-                 'weights around the budget at random')
+  p.add_argument(
+      '--seed',
+      type=int,
+      help=(
+          'with --budget: mix the two cost weights around the budget at random'
+      ),
+  )
   p.add_argument('--top', type=int, help='list only the N best candidates')
   p.set_defaults(func=route_command)
 
@@ -88,14 +111,18 @@ def _print(obj) -> None:
 def fit_command(args) -> int:
   import jax  # noqa: PLC0415  (keep `--help` fast)
 
-  from unirouter_jax import data  # noqa: PLC0415
-  from unirouter_jax import router_io  # noqa: PLC0415
+  from unirouter_jax import (
+      data,  # noqa: PLC0415
+      router_io,  # noqa: PLC0415
+  )
 
   ds = data.load(args.data)
   if args.embeddings:
     if not args.encoder_id:
-      raise ValueError('--encoder-id: required with --embeddings (the id '
-                       'routing will check prompt encoders against).')
+      raise ValueError(
+          '--encoder-id: required with --embeddings (the id '
+          'routing will check prompt encoders against).'
+      )
     emb = data.load_embeddings_npy(args.embeddings, ds)
     eid, ehash = args.encoder_id, ''
   else:
@@ -107,11 +134,20 @@ def fit_command(args) -> int:
     except FileNotFoundError:
       emb = encoder.embed(list(ds.prompts), enc)
     _, eid, ehash = router_io.encoder_identity(enc)
-  shrink = None if args.shrinkage == 'auto' else _float(args.shrinkage,
-                                                        '--shrinkage')
+  shrink = (
+      None
+      if args.shrinkage == 'auto'
+      else _float(args.shrinkage, '--shrinkage')
+  )
   router, info = router_io.fit_from_dataset(
-      jax.random.key(args.seed), ds, emb, probe_size=args.probe_size,
-      k=args.k, shrinkage=shrink, encoder_id=eid, encoder_hash=ehash,
+      jax.random.key(args.seed),
+      ds,
+      emb,
+      probe_size=args.probe_size,
+      k=args.k,
+      shrinkage=shrink,
+      encoder_id=eid,
+      encoder_hash=ehash,
   )
   router_io.save_router(args.out, router)
   _print({'router': str(args.out), 'llms': list(router.llm_names), **info})
@@ -122,7 +158,9 @@ def _float(text: str, arg: str) -> float:
   try:
     return float(text)
   except ValueError as e:
-    raise ValueError(f"{arg}: expected a number or 'auto', got {text!r}.") from e
+    raise ValueError(
+        f"{arg}: expected a number or 'auto', got {text!r}."
+    ) from e
 
 
 def probe_set_command(args) -> int:
@@ -139,14 +177,22 @@ def probe_set_command(args) -> int:
       w.writerow(['prompt_id', 'prompt', 'quality'])
       w.writerows([i, t, ''] for i, t in zip(ids, texts, strict=True))
   elif suffix == '.json':
-    tmp.write_text(json.dumps(
-        [{'prompt_id': i, 'prompt': t} for i, t in zip(ids, texts,
-                                                       strict=True)],
-        indent=2))
+    tmp.write_text(
+        json.dumps(
+            [
+                {'prompt_id': i, 'prompt': t}
+                for i, t in zip(ids, texts, strict=True)
+            ],
+            indent=2,
+        )
+    )
   elif suffix == '.jsonl':
-    tmp.write_text(''.join(
-        json.dumps({'prompt_id': i, 'prompt': t}) + '\n'
-        for i, t in zip(ids, texts, strict=True)))
+    tmp.write_text(
+        ''.join(
+            json.dumps({'prompt_id': i, 'prompt': t}) + '\n'
+            for i, t in zip(ids, texts, strict=True)
+        )
+    )
   else:
     raise ValueError(f'--out {out}: expected a .csv, .json or .jsonl file.')
   tmp.replace(out)
@@ -172,36 +218,46 @@ def read_labels(path) -> dict[str, float]:
     except json.JSONDecodeError as e:
       raise ValueError(f'--labels {path}: invalid JSON: {e}.') from e
     if not isinstance(obj, dict) or not obj:
-      raise ValueError(f'--labels {path}: expected a non-empty object '
-                       '{prompt_id: quality}.')
+      raise ValueError(
+          f'--labels {path}: expected a non-empty object '
+          '{prompt_id: quality}.'
+      )
     out = {}
     for k, v in obj.items():
       if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f'--labels {path}: id {k!r}: expected a number, '
-                         f'got {v!r}.')
+        raise ValueError(
+            f'--labels {path}: id {k!r}: expected a number, got {v!r}.'
+        )
       out[str(k)] = float(v)
     return out
   rows = list(csv.reader(text.splitlines()))
   if not rows or 'prompt_id' not in rows[0] or 'quality' not in rows[0]:
-    raise ValueError(f'--labels {path}: expected a CSV with a header '
-                     'prompt_id,quality (or a .json {id: quality}).')
+    raise ValueError(
+        f'--labels {path}: expected a CSV with a header '
+        'prompt_id,quality (or a .json {id: quality}).'
+    )
   i_id, i_q = rows[0].index('prompt_id'), rows[0].index('quality')
   out = {}
   for r, row in enumerate(rows[1:], start=2):
     if not any(cell.strip() for cell in row):
       continue
     if len(row) <= max(i_id, i_q):
-      raise ValueError(f'--labels {path}: row {r}: expected '
-                       f'{len(rows[0])} columns, got {len(row)}.')
+      raise ValueError(
+          f'--labels {path}: row {r}: expected '
+          f'{len(rows[0])} columns, got {len(row)}.'
+      )
     pid, q = row[i_id], row[i_q].strip()
     if pid in out:
-      raise ValueError(f'--labels {path}: row {r}: duplicate prompt_id '
-                       f'{pid!r}.')
+      raise ValueError(
+          f'--labels {path}: row {r}: duplicate prompt_id {pid!r}.'
+      )
     try:
       out[pid] = float(q) if q else float('nan')
     except ValueError as e:
-      raise ValueError(f'--labels {path}: row {r}, column quality: expected '
-                       f'a number, got {q!r}.') from e
+      raise ValueError(
+          f'--labels {path}: row {r}, column quality: expected '
+          f'a number, got {q!r}.'
+      ) from e
   if not out:
     raise ValueError(f'--labels {path}: no labels.')
   return out
@@ -214,8 +270,11 @@ def _update(args, fn) -> int:
   router = router_io.load_router(args.router)
   new = fn(router_lib, router)
   router_io.save_router(args.router, new)
-  _print({'router': str(args.router), 'llms': list(new.llm_names),
-          'cost_m': np.asarray(new.cost_m).tolist()})
+  _print({
+      'router': str(args.router),
+      'llms': list(new.llm_names),
+      'cost_m': np.asarray(new.cost_m).tolist(),
+  })
   return 0
 
 
@@ -223,14 +282,21 @@ def add_llm_command(args) -> int:
   labels = read_labels(args.labels)
   missing = {k: v for k, v in labels.items() if np.isnan(v)}
   if missing and not args.allow_missing:
-    raise ValueError(f'--labels {args.labels}: {len(missing)} rows without a '
-                     f'quality, e.g. {list(missing)[:5]} (or --allow-missing).')
+    raise ValueError(
+        f'--labels {args.labels}: {len(missing)} rows without a '
+        f'quality, e.g. {list(missing)[:5]} (or --allow-missing).'
+    )
   try:
-    return _update(args, lambda lib, r: lib.add_llm(
-        r, args.name, args.cost, labels, allow_missing=args.allow_missing))
+    return _update(
+        args,
+        lambda lib, r: lib.add_llm(
+            r, args.name, args.cost, labels, allow_missing=args.allow_missing
+        ),
+    )
   except ValueError as e:
-    raise ValueError(f'--labels {args.labels}: {e}'
-                     if 'probe_labels' in str(e) else str(e)) from e
+    raise ValueError(
+        f'--labels {args.labels}: {e}' if 'probe_labels' in str(e) else str(e)
+    ) from e
 
 
 def remove_llm_command(args) -> int:
@@ -268,8 +334,10 @@ def read_prompts(path) -> list[str]:
   prompts = [x.get('prompt') if isinstance(x, dict) else x for x in items]
   for i, x in enumerate(prompts):
     if not isinstance(x, str):
-      raise ValueError(f'--prompts {path}: item {i + 1}: expected a string '
-                       f'(or an object with "prompt"), got {x!r}.')
+      raise ValueError(
+          f'--prompts {path}: item {i + 1}: expected a string '
+          f'(or an object with "prompt"), got {x!r}.'
+      )
   if not prompts:
     raise ValueError(f'--prompts {path}: the file holds no prompts.')
   return prompts

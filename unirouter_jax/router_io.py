@@ -20,23 +20,29 @@ explicitly. ``encoder=None`` means the bundled MiniLM encoder.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unirouter_jax import calibration
-from unirouter_jax import kmeans
-from unirouter_jax import methods
+from unirouter_jax import calibration, kmeans, methods
 from unirouter_jax import router as router_lib
 from unirouter_jax.router import Router
 
 FORMAT = 'unirouter_jax.router'
 FORMAT_VERSION = 1
 _ARRAYS = (
-    'centroids_kd', 'cluster_mask_k', 'probe_emb_pd', 'probe_error_pm',
-    'probe_visible_pm', 'cost_m', 'shrinkage', 'psi_km', 'count_km', 'se_km',
+    'centroids_kd',
+    'cluster_mask_k',
+    'probe_emb_pd',
+    'probe_error_pm',
+    'probe_visible_pm',
+    'cost_m',
+    'shrinkage',
+    'psi_km',
+    'count_km',
+    'se_km',
     'global_m',
 )
 
@@ -58,8 +64,10 @@ def encoder_identity(encoder, encoder_id=None, encoder_hash=None):
   if encoder is None:
     encoder = default_encoder()
   if not callable(encoder):
-    raise ValueError(f'encoder: expected a callable texts -> [n, d], got '
-                     f'{type(encoder).__name__}.')
+    raise ValueError(
+        'encoder: expected a callable texts -> [n, d], got '
+        f'{type(encoder).__name__}.'
+    )
   eid = encoder_id or getattr(encoder, 'encoder_id', None)
   if not eid and getattr(encoder, 'model_id', None):
     eid = f'{encoder.model_id}:{getattr(encoder, "policy", "")}'
@@ -68,16 +76,22 @@ def encoder_identity(encoder, encoder_id=None, encoder_hash=None):
         'encoder_id: cannot tell which encoder this callable is; pass '
         'encoder_id= (and encoder_hash=) or give it an `encoder_id` attribute.'
     )
-  ehash = (encoder_hash or getattr(encoder, 'encoder_hash', '')
-           or getattr(encoder, 'weights_sha256', '') or '')
+  ehash = (
+      encoder_hash
+      or getattr(encoder, 'encoder_hash', '')
+      or getattr(encoder, 'weights_sha256', '')
+      or ''
+  )
   return encoder, str(eid), str(ehash)
 
 
 def check_encoder(router: Router, encoder_id: str, encoder_hash: str = ''):
   """ValueError unless the encoder is the one the router was fitted with."""
   if encoder_id != router.encoder_id or (
-      encoder_hash and router.encoder_hash
-      and encoder_hash != router.encoder_hash):
+      encoder_hash
+      and router.encoder_hash
+      and encoder_hash != router.encoder_hash
+  ):
     raise ValueError(
         f'encoder: the router was fitted with encoder {router.encoder_id!r} '
         f'(weights {router.encoder_hash[:12] or "unknown"}), but the given '
@@ -87,8 +101,14 @@ def check_encoder(router: Router, encoder_id: str, encoder_hash: str = ''):
     )
 
 
-def embed_texts(router: Router, texts: Sequence[str], *, encoder=None,
-                encoder_id=None, encoder_hash=None) -> jax.Array:
+def embed_texts(
+    router: Router,
+    texts: Sequence[str],
+    *,
+    encoder=None,
+    encoder_id=None,
+    encoder_hash=None,
+) -> jax.Array:
   """``[q, d]`` embeddings of ``texts`` by the router's encoder."""
   if isinstance(texts, str):
     texts = [texts]
@@ -100,11 +120,23 @@ def embed_texts(router: Router, texts: Sequence[str], *, encoder=None,
   return router_lib.check_embeddings(router, np.asarray(fn(texts)))
 
 
-def route_texts(router: Router, texts: Sequence[str], *, encoder=None,
-                encoder_id=None, encoder_hash=None, **route_kw):
+def route_texts(
+    router: Router,
+    texts: Sequence[str],
+    *,
+    encoder=None,
+    encoder_id=None,
+    encoder_hash=None,
+    **route_kw,
+):
   """:func:`unirouter_jax.router.route` from prompt texts."""
-  emb = embed_texts(router, texts, encoder=encoder, encoder_id=encoder_id,
-                    encoder_hash=encoder_hash)
+  emb = embed_texts(
+      router,
+      texts,
+      encoder=encoder,
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
+  )
   return router_lib.route(router, emb, **route_kw)
 
 
@@ -114,10 +146,17 @@ def default_probe_size(n: int) -> int:
 
 
 def fit_from_dataset(
-    key, ds, emb_nd, *, probe_size: int | None = None, k: int | None = None,
+    key,
+    ds,
+    emb_nd,
+    *,
+    probe_size: int | None = None,
+    k: int | None = None,
     shrinkage: float | None = 0.0,
     strengths: Sequence[float] = calibration.DEFAULT_STRENGTHS,
-    encoder_id: str = '', encoder_hash: str = '', n_init: int = 3,
+    encoder_id: str = '',
+    encoder_hash: str = '',
+    n_init: int = 3,
 ) -> tuple[Router, dict]:
   """Fits a router on every LLM of ``ds``.
 
@@ -148,29 +187,49 @@ def fit_from_dataset(
   probe_idx, train_idx = np.sort(perm[:p]), np.sort(perm[p:])
   mask = np.asarray(ds.label_mask_nm, bool)
   cost = np.asarray(ds.cost_nm, np.float64)
-  cost_m = (np.where(mask, cost, 0).sum(0) / np.maximum(mask.sum(0), 1))
-  ks = np.asarray([k] if k is not None else methods.kmeans_k_grid(
-      train_idx.size, p), np.int32)
+  cost_m = np.where(mask, cost, 0).sum(0) / np.maximum(mask.sum(0), 1)
+  ks = np.asarray(
+      [k] if k is not None else methods.kmeans_k_grid(train_idx.size, p),
+      np.int32,
+  )
   ss = [shrinkage] if shrinkage is not None else list(strengths)
   if k is not None and not 1 <= k <= train_idx.size:
     raise ValueError(f'k: expected 1..{train_idx.size}, got {k!r}.')
   weight_n = np.zeros((n,), np.float32)
   weight_n[train_idx] = 1.0
   k_max = int(ks.max())
-  fit_all = jax.jit(jax.vmap(
-      lambda kk: kmeans.kmeans(
-          k_key, jnp.asarray(emb), jnp.asarray(weight_n), kk, k_max=k_max,
-          n_init=n_init)))
+  fit_all = jax.jit(
+      jax.vmap(
+          lambda kk: kmeans.kmeans(
+              k_key,
+              jnp.asarray(emb),
+              jnp.asarray(weight_n),
+              kk,
+              k_max=k_max,
+              n_init=n_init,
+          )
+      )
+  )
   clusterings = fit_all(jnp.asarray(ks))
   common = dict(
       probe_ids=[str(x) for x in ds.prompt_ids[probe_idx]],
       probe_texts=[str(x) for x in ds.prompts[probe_idx]],
-      encoder_id=encoder_id, encoder_hash=encoder_hash,
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
   )
-  args = (emb[probe_idx], np.asarray(ds.quality_nm)[probe_idx],
-          mask[probe_idx], cost_m, ds.llm_names)
-  info = {'num_probe': p, 'num_train': int(train_idx.size),
-          'k_candidates': ks.tolist(), 'strength_candidates': ss}
+  args = (
+      emb[probe_idx],
+      np.asarray(ds.quality_nm)[probe_idx],
+      mask[probe_idx],
+      cost_m,
+      ds.llm_names,
+  )
+  info = {
+      'num_probe': p,
+      'num_train': int(train_idx.size),
+      'k_candidates': ks.tolist(),
+      'strength_candidates': ss,
+  }
   best = (0, ss[0])
   if len(ks) > 1 or len(ss) > 1:
     q_tm = np.asarray(ds.quality_nm)[train_idx]
@@ -179,8 +238,13 @@ def fit_from_dataset(
       c = jax.tree.map(lambda x, i=i: x[i], clusterings)
       r = router_lib.from_clustering(c, *args, trim=False, **common)
       _, area_s = calibration.select_shrinkage(
-          r, emb[train_idx], q_tm, mask[train_idx],
-          np.asarray(ds.cost_nm)[train_idx], strengths=ss)
+          r,
+          emb[train_idx],
+          q_tm,
+          mask[train_idx],
+          np.asarray(ds.cost_nm)[train_idx],
+          strengths=ss,
+      )
       areas.append(area_s)
     area_ks = np.stack(areas)
     i, j = np.unravel_index(int(np.argmax(area_ks)), area_ks.shape)
@@ -209,8 +273,11 @@ def manifest(router: Router) -> dict:
       'probe_ids': list(router.probe_ids),
       'probe_texts': list(router.probe_texts),
       'arrays': {
-          name: [list(np.shape(getattr(router, name))),
-                 str(getattr(router, name).dtype)] for name in _ARRAYS
+          name: [
+              list(np.shape(getattr(router, name))),
+              str(getattr(router, name).dtype),
+          ]
+          for name in _ARRAYS
       },
   }
 
@@ -229,8 +296,10 @@ def read_router_manifest(directory) -> dict:
 
   man = checkpointing.read_manifest(directory)
   if man.get('format') != FORMAT:
-    raise ValueError(f'{directory}: not a unirouter router (manifest format '
-                     f'{man.get("format")!r}).')
+    raise ValueError(
+        f'{directory}: not a unirouter router (manifest format '
+        f'{man.get("format")!r}).'
+    )
   if man.get('format_version', 0) > FORMAT_VERSION:
     raise ValueError(
         f'{directory}: router format {man["format_version"]} is newer than '
@@ -239,8 +308,9 @@ def read_router_manifest(directory) -> dict:
   return man
 
 
-def load_router(directory, *, encoder_id: str | None = None,
-                encoder_hash: str | None = None) -> Router:
+def load_router(
+    directory, *, encoder_id: str | None = None, encoder_hash: str | None = None
+) -> Router:
   """Reads a router written by :func:`save_router`.
 
   Args:
@@ -252,8 +322,11 @@ def load_router(directory, *, encoder_id: str | None = None,
 
   man = read_router_manifest(directory)
   if encoder_id is not None:
-    stub = Router(*([None] * len(_ARRAYS)), encoder_id=man['encoder_id'],
-                  encoder_hash=man['encoder_hash'])
+    stub = Router(
+        *([None] * len(_ARRAYS)),
+        encoder_id=man['encoder_id'],
+        encoder_hash=man['encoder_hash'],
+    )
     check_encoder(stub, encoder_id, encoder_hash or '')
   abstract = {
       name: jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
@@ -261,20 +334,24 @@ def load_router(directory, *, encoder_id: str | None = None,
   }
   arrays = checkpointing.restore(directory, abstract)
   m = len(man['llm_names'])
-  if arrays['cost_m'].shape != (m,) or len(man['probe_ids']) != arrays[
-      'probe_emb_pd'].shape[0]:
+  if (
+      arrays['cost_m'].shape != (m,)
+      or len(man['probe_ids']) != arrays['probe_emb_pd'].shape[0]
+  ):
     raise ValueError(f'{directory}: manifest and arrays disagree.')
   return Router(
       **{name: jnp.asarray(arrays[name]) for name in _ARRAYS},
       llm_names=tuple(man['llm_names']),
       probe_ids=tuple(man['probe_ids']),
       probe_texts=tuple(man['probe_texts']),
-      encoder_id=man['encoder_id'], encoder_hash=man['encoder_hash'],
+      encoder_id=man['encoder_id'],
+      encoder_hash=man['encoder_hash'],
   )
 
 
-def dumps_route(out, texts: Sequence[str] | None = None, *,
-                top: int | None = None) -> str:
+def dumps_route(
+    out, texts: Sequence[str] | None = None, *, top: int | None = None
+) -> str:
   """JSON of a :class:`RouteOutput`: choice, cluster and every candidate."""
   gamma = np.asarray(out.gamma_qm)
   cost = np.asarray(out.cost_m)
@@ -289,8 +366,12 @@ def dumps_route(out, texts: Sequence[str] | None = None, *,
         'cluster': int(np.asarray(out.cluster_q)[i]),
         'lambda': float(lam[i]),
         'candidates': [
-            {'llm': out.llm_names[j], 'est_quality': float(1 - gamma[i, j]),
-             'cost': float(cost[j]), 'score': float(score[j])}
+            {
+                'llm': out.llm_names[j],
+                'est_quality': float(1 - gamma[i, j]),
+                'cost': float(cost[j]),
+                'score': float(score[j]),
+            }
             for j in order
         ],
     })

@@ -51,6 +51,7 @@ def write_npz(
           prompt_ids=np.asarray([str(x) for x in prompt_ids_n]),
           meta=np.asarray(json.dumps(meta, sort_keys=True)),
       )
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; this is package data.
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
