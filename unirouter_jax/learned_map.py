@@ -13,10 +13,11 @@ Two architectures ``f_theta``:
 
 * ``arch='linear'``: one ``Dense(K)`` layer (the paper's main text);
 * ``arch='mlp'``: ``BatchNorm -> [Dense(hidden), BatchNorm, ReLU] x 2 ->
-  Dense(K)`` (the network behind the paper's numbers). The BatchNorm after
-  each hidden Dense layer cancels any constant shift before it, so the hidden
-  Dense layers and the input BatchNorm carry no bias: their gradient would be
-  exactly zero, and Adam would turn its float noise into +-lr steps.
+  Dense(K)`` (the network behind the paper's numbers). ``[project choice]``
+  the BatchNorm after each hidden Dense layer cancels any constant shift
+  before it, so the hidden Dense layers and the input BatchNorm carry no
+  bias: its gradient would be exactly zero, and Adam would turn the float
+  noise in it into +-lr steps (the function class is unchanged).
 
 ``psi_km`` is an input: the caller computes it (``[project choice]``, see
 method.md 2.2) from the **validation** labels by default, or from the
@@ -32,7 +33,7 @@ zero gradients into padded logits, a padded fit equals the unpadded one.
 Training is a pure function of arrays and a key: a ``lax.scan`` over epochs,
 each a ``lax.scan`` over Adam steps on minibatches of a fresh permutation of
 ``train_idx`` (the remainder ``n_train % batch_size`` is dropped each epoch;
-as the permutation changes every epoch, every prompt is still used). The
+the permutation changes every epoch, so no prompt is left out for good). The
 step count is static, the learning rate may be traced, so a whole fit vmaps
 over trials, learning rates and (padded) K.
 

@@ -73,8 +73,13 @@ def deferral_curves(
       continue
     ax.plot(grid, curve, label=_LABELS.get(name, name), **_STYLE.get(name, {}))
   singles = summary.get('single_llms', {})
+  # Many LLMs: name only the five best, to keep the plot readable.
+  named = sorted(singles, key=lambda n: -singles[n]['quality'])
+  named = set(named if len(named) <= 15 else named[:5])
   for name, p in singles.items():
     ax.scatter([p['x']], [p['quality']], s=18, color='tab:red', zorder=3)
+    if name not in named:
+      continue
     ax.annotate(
         name.split('/')[-1][:24],
         (p['x'], p['quality']),

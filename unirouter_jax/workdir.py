@@ -263,7 +263,10 @@ def load_routing_data(spec: RunSpec):
 
     if spec.format is None and spec.data in data_lib.BUNDLED:
       emb = encoder.bundled_embeddings(ds)
-      note = 'bundled MiniLM-L6-v2 embeddings (default policy)'
+      note = (
+          'bundled MiniLM-L6-v2 embeddings (truncation policy '
+          f'{encoder.DEFAULT_POLICY!r})'
+      )
     else:
       kw = {}
       if spec.encoder_cache_dir:

