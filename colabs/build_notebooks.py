@@ -132,7 +132,7 @@ area under it. `workdir.run` runs every trial as one compiled JAX program and
 writes `summary.json`, `results.md`, `metrics.jsonl` and plots.
 """),
     code("""
-from unirouter_jax import workdir
+from unirouter_jax import report, workdir
 
 spec = workdir.RunSpec(
     data=DATASET,
@@ -146,7 +146,7 @@ spec = workdir.RunSpec(
     **workdir.DATASET_PROTOCOL[DATASET],
 )
 summary = workdir.run(spec, OUT / 'quickstart', progress=False, log=print)
-display(Markdown(workdir.markdown_table(summary)))
+display(Markdown(report.markdown_table(summary)))
 """),
     code("""
 display(Image(filename=str(OUT / 'quickstart' / 'plots' / 'deferral_curves.png')))
@@ -177,9 +177,9 @@ LLM's (estimated) quality on the dataset's prompts.
 """),
     code("""
 calib = calibration.calibrate_lambda(router, emb_nd, target_quality_share=0.9)
-report = calib.report()
-print({k: report[k] for k in ('lam', 'cost', 'quality_share', 'reached')})
-LAM = report['lam']
+calib_report = calib.report()
+print({k: calib_report[k] for k in ('lam', 'cost', 'quality_share', 'reached')})
+LAM = calib_report['lam']
 """),
     code("""
 PROMPTS = [
@@ -235,8 +235,9 @@ LLM on the probe set, adds it, and shows
 # Parameters.
 DATASET = 'alpacaeval'
 OLD_LLMS = (  # the LLMs the router is trained on, cheap to dear
-    'phi-2', 'gemma-7b-it', 'vicuna-13b-v1.5', 'Qwen-14B-Chat',
-    'gpt-3.5-turbo-1106', 'claude-2', 'gpt4_1106_preview',
+    'phi-2', 'FuseChat-Llama-3.2-1B-Instruct', 'gemma-7b-it',
+    'vicuna-13b-v1.5', 'Qwen-14B-Chat', 'gpt-3.5-turbo-1106', 'claude-2',
+    'gpt4_0613_concise',
 )
 NEW_LLM = 'FuseChat-Llama-3.2-3B-Instruct'  # unseen: cheap and strong
 TEST_FRACTION = 0.3  # held-out prompts that score the routers
@@ -547,21 +548,21 @@ SWEEPS = [
     md("""
 # Sweeps on accelerators: trials x K x lambda in one program
 
-`ur.run_protocol` compiles the whole held-out-LLM protocol once: random splits
-(trials) are batched with `lax.map`, the hyperparameter candidates (here the
-number of clusters K) are `vmap`ped, and every curve sweeps a grid of cost
-weights lambda. Nothing loops in Python, so the same cell runs on CPU, GPU or
-TPU (Colab: *Runtime > Change runtime type*); on an accelerator, install the
-matching JAX first (e.g. `%pip install -U "jax[cuda12]"`).
+`sweep.run_sweep` compiles the whole held-out-LLM protocol once: the random
+splits (trials), the hyperparameter candidates (here the number of clusters
+K) and, inside every deferral curve, a grid of cost weights lambda. Nothing
+loops in Python, so the same cell runs on CPU, GPU or TPU (Colab: *Runtime >
+Change runtime type*; on a GPU runtime install the matching JAX first, e.g.
+`%pip install -U "jax[cuda12]"`). With several devices the trials are
+sharded over them.
 """),
     code(PATHS),
     code("""
 # Parameters.
 DATASET = 'alpacaeval'
 TRIALS = 8 if SMOKE else 200  # random splits
-KS = (4, 8) if SMOKE else (2, 4, 8, 16, 32, 64)  # clusters, vmapped
+KS = (4, 8) if SMOKE else (2, 4, 8, 16, 32, 64)  # clusters
 NUM_LAMBDAS = 20 if SMOKE else 200  # cost weights per curve
-TRIAL_BATCH = 4 if SMOKE else 25  # trials evaluated together
 """),
     code("""
 import time
@@ -571,7 +572,7 @@ import numpy as np
 import pandas as pd
 
 import unirouter_jax as ur
-from unirouter_jax import data, encoder, workdir
+from unirouter_jax import data, encoder, sweep, workdir
 
 print('backend:', jax.default_backend(), '| devices:', jax.devices())
 ds = data.load(DATASET)
@@ -581,49 +582,54 @@ routing_data = ur.RoutingData.create(
 )
 estimators = {'uniroute_kmeans': ur.builtin_estimators()['uniroute_kmeans']}
 grids = {'uniroute_kmeans': {'k': np.asarray(KS)}}
-config = ur.ProtocolConfig(
-    num_trials=TRIALS, num_lambdas=NUM_LAMBDAS, trial_batch_size=TRIAL_BATCH,
+# tuned_config picks the batching for this backend: on CPU one trial and one
+# K at a time (lax.map); on GPU/TPU trials and K vmapped together.
+config = sweep.tuned_config(ur.ProtocolConfig(
+    num_trials=TRIALS, num_lambdas=NUM_LAMBDAS,
     **workdir.DATASET_PROTOCOL[DATASET],
-)
+))
+print(config)
 """),
     md("""
 ## Time it
 
-The first call compiles; the second (new splits, same shapes) reuses the
-compiled program. `block_until_ready` waits for the device.
+`prepare_sweep` draws the splits and places them on the devices; the program
+is compiled ahead of time, then run (`block_until_ready` waits for the
+device).
 """),
     code("""
-def timed(seed):
-  start = time.perf_counter()
-  result = ur.run_protocol(jax.random.key(seed), routing_data, estimators,
-                           config, grids=grids)
-  jax.block_until_ready(result)
-  return result, time.perf_counter() - start
-
-
-result, first_s = timed(0)
-result, second_s = timed(1)
+program = sweep.prepare_sweep(jax.random.key(0), routing_data, estimators,
+                              config, grids)
+start = time.perf_counter()
+compiled = program.fn.lower(program.splits, program.data).compile()
+compile_s = time.perf_counter() - start
+start = time.perf_counter()
+result = jax.block_until_ready(compiled(program.splits, program.data))
+run_s = time.perf_counter() - start
 points = TRIALS * len(KS) * NUM_LAMBDAS
 print(f'{TRIALS} trials x {len(KS)} K x {NUM_LAMBDAS} lambdas on '
-      f'{jax.default_backend()}: first call (compile + run) {first_s:.1f} s, '
-      f'second call {second_s:.2f} s = {points / second_s:,.0f} curve points/s')
+      f'{jax.device_count()} {jax.default_backend()} device(s): compile '
+      f'{compile_s:.1f} s, run {run_s:.2f} s ({run_s / TRIALS * 1e3:.0f} ms '
+      f'per trial, {points / run_s:,.0f} curve points/s)')
 """),
     md("""
 ## Area against K
 
 `test_area_g` holds the test Area of every trial at every K (`[trials, K]`);
-`selected` is the K that the per-trial validation (training LLMs only) picked.
+`selected` is the K that each trial's validation (training LLMs only)
+picked.
 """),
     code("""
 import matplotlib.pyplot as plt
 
 res = result.methods['uniroute_kmeans']
-area_sk = np.asarray(res.test_area_g)
+area_sk = np.asarray(res.test_area_g)[:TRIALS]
 table = pd.DataFrame({
     'K': KS,
     'mean test Area': area_sk.mean(0),
     's.e.': area_sk.std(0) / np.sqrt(TRIALS),
-    'selected in trials': np.bincount(np.asarray(res.selected), minlength=len(KS)),
+    'selected in trials': np.bincount(np.asarray(res.selected)[:TRIALS],
+                                      minlength=len(KS)),
 })
 display(table.round(4))
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -632,28 +638,22 @@ ax.set_xscale('log', base=2), ax.set_xlabel('K'), ax.set_ylabel('mean test Area'
 plt.show()
 """),
     md("""
-## Several devices: shard the trials
+## Several devices
 
-Trials are independent, so the natural axis to shard is the leading trial
-axis of the splits. Draw the splits with `ur.make_splits`, place them on a
-1-D device mesh with `jax.device_put`, and pass them to `run_protocol`; the
-dataset is replicated. The number of trials must be a multiple of the device
-count. On one device (a Colab CPU or single GPU) this is the same program;
-on a TPU v2-8 (8 cores) or a multi-GPU host each device runs its share of
-the trials. The results match the unsharded run.
+Trials are independent, so `run_sweep` / `prepare_sweep` shard the leading
+trial axis of the splits over a 1-D mesh of all devices (`jax.shard_map`):
+each device runs its own trials, the dataset is replicated, and the trial
+count is padded to a multiple of the device count. A TPU v2-8 (8 cores) or a
+multi-GPU host thus runs 8 (or N) trials at once with no change to the code;
+results equal the one-device run trial by trial (`tests/test_sweep.py`). For
+several hosts, call `jax.distributed.initialize()` on each first (see the
+`unirouter_jax.sweep` docstring). To try it on a CPU, start Python with
+`XLA_FLAGS=--xla_force_host_platform_device_count=2` (the notebook test
+does).
 """),
     code("""
-from jax.sharding import NamedSharding, PartitionSpec
-
-mesh = jax.make_mesh((jax.device_count(),), ('trials',))
-splits = ur.make_splits(jax.random.key(1), routing_data.num_prompts,
-                        routing_data.num_llms, config)
-splits = jax.device_put(splits, NamedSharding(mesh, PartitionSpec('trials')))
-sharded = ur.run_protocol(jax.random.key(1), routing_data, estimators, config,
-                          grids=grids, splits=splits)
-np.testing.assert_allclose(sharded.methods['uniroute_kmeans'].test_area_g,
-                           area_sk, atol=1e-5)
-print(f'{jax.device_count()} device(s): sharded run matches')
+print('mesh:', sweep.trial_mesh())
+print('Area array of the sweep sharded as', res.test_area_g.sharding)
 """),
 ]
 
@@ -679,8 +679,11 @@ def build(name: str) -> nbformat.NotebookNode:
       'accelerator': 'GPU' if name == 'sweeps_on_accelerators' else 'None',
   }
   for i, (kind, source) in enumerate(NOTEBOOKS[name]):
-    make = nbformat.v4.new_code_cell if kind == 'code' else (
-        nbformat.v4.new_markdown_cell)
+    make = (
+        nbformat.v4.new_code_cell
+        if kind == 'code'
+        else (nbformat.v4.new_markdown_cell)
+    )
     cell = make(source)
     cell.id = f'{name[:40]}-{i:02d}'
     nb.cells.append(cell)
@@ -694,8 +697,11 @@ def render(name: str) -> str:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--check', action='store_true',
-                      help='only check that the notebooks are up to date')
+  parser.add_argument(
+      '--check',
+      action='store_true',
+      help='only check that the notebooks are up to date',
+  )
   args = parser.parse_args(argv)
   stale = []
   for name in NOTEBOOKS:

@@ -31,6 +31,7 @@ from absl import (
 )
 from ml_collections import config_flags
 
+from unirouter_jax import chunks, report
 from unirouter_jax import workdir as workdir_lib
 
 
@@ -109,22 +110,22 @@ def run(config, workdir, sweep=None, overrides=None, *, log=print):
         )
     )
   if sweep:
-    workdir_lib.write_json(
+    chunks.write_json(
         workdir / 'config.json',
         {'base': json.loads(config.to_json()), 'sweep': sweep},
     )
-    workdir_lib.write_json(
+    chunks.write_json(
         workdir / 'summary.json', {s['dataset']: s for s in summaries}
     )
-  tables = '\n\n'.join(workdir_lib.markdown_table(s) for s in summaries)
+  tables = '\n\n'.join(report.markdown_table(s) for s in summaries)
   if len(summaries) > 1:
     tables = (
         "## All datasets (mean curve; QNC as % of the best test LLM's cost)\n\n"
-        + workdir_lib.compact_table(summaries)
+        + report.compact_table(summaries)
         + '\n\n'
         + tables
     )
-  workdir_lib.atomic_write(workdir / 'results.md', lambda f: f.write(tables))
+  chunks.atomic_write(workdir / 'results.md', lambda f: f.write(tables))
   log('\n' + tables + '\n')
   for wd, c in runs:
     if c.output.plots:

@@ -15,6 +15,8 @@ import pathlib
 
 from absl import app, flags
 
+from unirouter_jax import report
+
 _WORKDIR = flags.DEFINE_string('workdir', 'results/bundled', 'Run to read.')
 _VAL_SIZE = flags.DEFINE_string('val_size', None, 'Val-size study workdir.')
 
@@ -45,16 +47,7 @@ PAPER = {
         'matfac_oracle': (0.857, 0.426, 0.050),
     },
 }
-LABELS = {
-    'zero_router': 'ZeroRouter',
-    'knn': 'K-NN',
-    'uniroute_kmeans': 'UniRoute (K-means)',
-    'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
-    'uniroute_learned_map': 'UniRoute (LearnedMap)',
-    'mlp_oracle': 'MLP (clairvoyant)',
-    'matfac_oracle': 'MatFac (clairvoyant)',
-    'oracle': 'Oracle (per prompt)',
-}
+LABELS = report.LABELS
 
 
 def _num(x, pct=False):

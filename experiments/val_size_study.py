@@ -25,6 +25,7 @@ from absl import (
 from ml_collections import config_flags
 
 from experiments import reproduce
+from unirouter_jax import chunks
 from unirouter_jax import data as data_lib
 from unirouter_jax import workdir as workdir_lib
 
@@ -60,7 +61,7 @@ def run(config, workdir, *, log=print) -> dict:
       lo, hi = row['area_ci']
       table['mean'].setdefault(name, []).append(row['area_trial_mean'])
       table['se'].setdefault(name, []).append((hi - lo) / (2 * _Z95))
-  workdir_lib.write_json(workdir / 'val_size.json', table)
+  chunks.write_json(workdir / 'val_size.json', table)
   # matplotlib only through plots, only here.
   from unirouter_jax import plots  # pylint: disable=g-import-not-at-top
 
@@ -85,7 +86,7 @@ def run(config, workdir, *, log=print) -> dict:
     ]
     lines.append(f'| {nv} | ' + ' | '.join(cells) + ' |')
   text = '\n'.join(lines)
-  workdir_lib.atomic_write(workdir / 'val_size.md', lambda f: f.write(text))
+  chunks.atomic_write(workdir / 'val_size.md', lambda f: f.write(text))
   log('\n' + text + f'\n\nPlot: {workdir / "val_size.png"}')
   return table
 

@@ -54,15 +54,87 @@ def _tempdir(test):
 
 class EvaluateTest(absltest.TestCase):
 
+  def test_user_estimator_by_module_path(self):
+    # An estimator added in its own module runs by `module:function` with no
+    # edit to the library (docs/extending.md).
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    out = os.path.join(tmp, 'out')
+    argv = [
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'uniroute_kmeans,examples.low_rank_uniroute:estimator',
+        '--trials',
+        '2',
+        '--chunk_size',
+        '2',
+        '--test_llm_fraction',
+        '0.5',
+        '--val_fraction',
+        '0.2',
+        '--quiet',
+        '--no_plots',
+        '--out',
+        out,
+    ]
+    status, _, err = run_main(argv)
+    self.assertEqual(status, 0, err)
+    summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
+    self.assertIn('uniroute_low_rank', summary['methods'])
+    self.assertIsInstance(
+        summary['methods']['uniroute_low_rank']['area'], float
+    )
+
+  def test_unimportable_user_estimator_is_one_line_error(self):
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    status, _, err = run_main([
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'no_such_module_xyz:estimator',
+        '--trials',
+        '1',
+        '--quiet',
+        '--out',
+        os.path.join(tmp, 'o'),
+    ])
+    self.assertEqual(status, 2)
+    self.assertEqual(len(err.strip().splitlines()), 1, err)
+    self.assertIn('no_such_module_xyz', err)
+
   def test_evaluate_writes_summary_and_plots(self):
     tmp = _tempdir(self)
     csv, npy = write_wide_csv(tmp)
     out = os.path.join(tmp, 'out')
     argv = [
-        'evaluate', '--data', csv, '--embeddings', npy,
-        '--methods', 'zero_router,uniroute_kmeans', '--trials', '3',
-        '--chunk_size', '2', '--seed', '1', '--test_llm_fraction', '0.5',
-        '--val_fraction', '0.2', '--quiet', '--out', out,
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'zero_router,uniroute_kmeans',
+        '--trials',
+        '3',
+        '--chunk_size',
+        '2',
+        '--seed',
+        '1',
+        '--test_llm_fraction',
+        '0.5',
+        '--val_fraction',
+        '0.2',
+        '--quiet',
+        '--out',
+        out,
     ]
     status, stdout, _ = run_main(argv)
     self.assertEqual(status, 0)
@@ -88,8 +160,10 @@ class EvaluateTest(absltest.TestCase):
     self.assertEqual(status, 0)
     again = json.loads(pathlib.Path(out, 'summary.json').read_text())
     self.assertEqual(again['chunks_computed_this_run'], 0)
-    self.assertEqual(again['methods']['uniroute_kmeans']['area'],
-                     summary['methods']['uniroute_kmeans']['area'])
+    self.assertEqual(
+        again['methods']['uniroute_kmeans']['area'],
+        summary['methods']['uniroute_kmeans']['area'],
+    )
 
 
 class BadInputTest(parameterized.TestCase):
@@ -116,8 +190,16 @@ class BadInputTest(parameterized.TestCase):
       ('no_prompt_column', 'NO_PROMPT', 'prompt'),
   )
   def test_one_line_error(self, extra, expected):
-    argv = ['evaluate', '--data', self.csv, '--embeddings', self.npy,
-            '--quiet', '--out', self.out]
+    argv = [
+        'evaluate',
+        '--data',
+        self.csv,
+        '--embeddings',
+        self.npy,
+        '--quiet',
+        '--out',
+        self.out,
+    ]
     if extra == 'NO_PROMPT':
       argv[2] = self.no_prompt_csv()
     else:
@@ -132,8 +214,18 @@ class BadInputTest(parameterized.TestCase):
     self.assertNotIn('Traceback', stderr)
 
   def test_no_prompt_column_with_format(self):
-    argv = ['evaluate', '--data', self.no_prompt_csv(), '--format', 'wide',
-            '--embeddings', self.npy, '--quiet', '--out', self.out]
+    argv = [
+        'evaluate',
+        '--data',
+        self.no_prompt_csv(),
+        '--format',
+        'wide',
+        '--embeddings',
+        self.npy,
+        '--quiet',
+        '--out',
+        self.out,
+    ]
     status, _, stderr = run_main(argv)
     self.assertEqual(status, 2)
     self.assertLen(stderr.strip().splitlines(), 1)
@@ -149,9 +241,20 @@ class BadInputTest(parameterized.TestCase):
     import subprocess  # pylint: disable=g-import-not-at-top
 
     proc = subprocess.run(
-        [sys.executable, '-m', 'unirouter_jax.cli', 'evaluate', '--data',
-         '/no/such.csv', '--out', self.out],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        [
+            sys.executable,
+            '-m',
+            'unirouter_jax.cli',
+            'evaluate',
+            '--data',
+            '/no/such.csv',
+            '--out',
+            self.out,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     self.assertEqual(proc.returncode, 2)
     self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)

@@ -37,6 +37,13 @@ NOTEBOOKS = (
     'sweeps_on_accelerators',
 )
 CELL_TIMEOUT_S = 300
+# Extra kernel environment per notebook: two virtual CPU devices exercise
+# the sharded sweep.
+EXTRA_ENV = {
+    'sweeps_on_accelerators': {
+        'XLA_FLAGS': '--xla_force_host_platform_device_count=2'
+    },
+}
 
 
 def _builder():
@@ -84,6 +91,7 @@ class NotebookTest(parameterized.TestCase):
             'UNIROUTER_SMOKE': '1',
             'UNIROUTER_WORKDIR': str(tmp / 'out'),
             'MPLBACKEND': 'Agg',
+            **EXTRA_ENV.get(name, {}),
         },
     )
     client = NotebookClient(

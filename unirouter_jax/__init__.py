@@ -9,39 +9,39 @@ data), ``unirouter_jax.encoder`` (the MiniLM prompt encoder),
 ``unirouter_jax.checkpointing`` (orbax).
 """
 
-from unirouter_jax.baselines import knn_gamma
-from unirouter_jax.baselines import oracle_gamma
-from unirouter_jax.baselines import zero_router_points
-from unirouter_jax.estimator import Estimator
-from unirouter_jax.estimator import EvalSet
-from unirouter_jax.estimator import TrialInputs
-from unirouter_jax.estimator import single_point
-from unirouter_jax.features import llm_features
-from unirouter_jax.features import shrunk_psi
-from unirouter_jax.kmeans import assign
-from unirouter_jax.kmeans import kmeans_plusplus
-from unirouter_jax.kmeans import lloyd
-from unirouter_jax.kmeans import one_hot_assign
-from unirouter_jax.kmeans import responsibilities
-from unirouter_jax.kmeans import soft_kmeans
+from unirouter_jax.baselines import knn_gamma, oracle_gamma, zero_router_points
+from unirouter_jax.estimator import (
+    Estimator,
+    EvalSet,
+    TrialInputs,
+    single_point,
+)
+from unirouter_jax.features import llm_features, shrunk_psi
+from unirouter_jax.kmeans import (
+    assign,
+    kmeans_plusplus,
+    lloyd,
+    one_hot_assign,
+    responsibilities,
+    soft_kmeans,
+)
 from unirouter_jax.methods import builtin_estimators
-from unirouter_jax.metrics import curve_metrics
-from unirouter_jax.metrics import deferral_points
-from unirouter_jax.metrics import upper_envelope
-from unirouter_jax.protocol import ProtocolConfig
-from unirouter_jax.protocol import TrialResult
-from unirouter_jax.protocol import make_splits
-from unirouter_jax.protocol import run_protocol
-from unirouter_jax.routing import lambda_grid
-from unirouter_jax.routing import route
-from unirouter_jax.routing import route_grid
-from unirouter_jax.routing import uniroute_gamma
-from unirouter_jax.structs import Clustering
-from unirouter_jax.structs import CurveMetrics
-from unirouter_jax.structs import LLMFeatures
-from unirouter_jax.structs import RoutingData
-from unirouter_jax.structs import RoutingResult
-from unirouter_jax.structs import Split
+from unirouter_jax.metrics import curve_metrics, deferral_points, upper_envelope
+from unirouter_jax.protocol import (
+    ProtocolConfig,
+    TrialResult,
+    make_splits,
+    run_protocol,
+)
+from unirouter_jax.routing import lambda_grid, route, route_grid, uniroute_gamma
+from unirouter_jax.structs import (
+    Clustering,
+    CurveMetrics,
+    LLMFeatures,
+    RoutingData,
+    RoutingResult,
+    Split,
+)
 from unirouter_jax.summary import summarise
 
 __version__ = '0.1.0'

@@ -108,6 +108,11 @@ def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
   shutil.rmtree(old, ignore_errors=True)
 
 
+def _abstract_leaf(x) -> jax.ShapeDtypeStruct:
+  dtype = x.dtype if hasattr(x, 'dtype') else np.result_type(x)
+  return jax.ShapeDtypeStruct(np.shape(x), dtype)
+
+
 def restore(directory, abstract_tree: Any) -> Any:
   """Reads the pytree saved at ``directory``.
 
@@ -131,10 +136,7 @@ def restore(directory, abstract_tree: Any) -> Any:
         f'unirouter_jax.checkpointing.save, with a {_STATE!r} subdirectory).'
     )
   ocp, ckptr = _checkpointer()
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(np.shape(x), np.result_type(x)),
-      abstract_tree,
-  )
+  abstract = jax.tree.map(_abstract_leaf, abstract_tree)
   try:
     return ckptr.restore(path / _STATE, args=ocp.args.StandardRestore(abstract))
   except Exception as e:  # orbax raises many types on corrupt data

@@ -68,12 +68,14 @@ def _fraction(text: str) -> float:
 
 
 def _methods(values: Sequence[str]) -> tuple[str, ...]:
+  """Built-in names, or ``module:function`` factories of user estimators."""
   known = tuple(methods_lib.builtin_estimators())
   names = tuple(n for v in values for n in v.split(',') if n)
   for name in names:
-    if name not in known:
+    if name not in known and ':' not in name:
       raise ValueError(
-          f'--methods: unknown method {name!r}; known: {", ".join(known)}'
+          f'--methods: unknown method {name!r}; known: {", ".join(known)}, '
+          'or module:function of your own estimator'
       )
   return names
 
@@ -90,7 +92,7 @@ def _check_csv_header(path: str) -> None:
     shown = ', '.join(cols[:6]) + (', ...' if len(cols) > 6 else '')
     raise ValueError(
         f"--data {path}: no 'prompt' column (a wide CSV needs 'prompt' and "
-        f"one quality column per LLM; a long CSV needs 'prompt_id, prompt, "
+        "one quality column per LLM; a long CSV needs 'prompt_id, prompt, "
         f"model, quality'); found: {shown}"
     )
 
@@ -202,7 +204,7 @@ def _evaluate(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
 
   from unirouter_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from unirouter_jax import workdir  # pylint: disable=g-import-not-at-top
+  from unirouter_jax import report, workdir  # pylint: disable=g-import-not-at-top
 
   if args.format is None and args.data not in data_lib.BUNDLED:
     if not os.path.exists(args.data):
@@ -245,7 +247,7 @@ def _evaluate(args) -> int:
       plots=not args.no_plots,
       log=lambda s: print(s, file=sys.stderr),
   )
-  print(workdir.markdown_table(summary))
+  print(report.markdown_table(summary))
   print(
       f'\nWrote {os.path.join(args.out, "summary.json")}'
       + (

@@ -12,6 +12,12 @@ An estimator turns one trial's visible labels into estimated errors
 * ``gamma(params, emb_qd, inputs, pad) -> gamma_qm``: estimated errors
   ``[q, m]`` for query embeddings ``[q, d]``.
 
+Optionally, ``fit`` may be a :class:`TwoStageFit` (still a plain callable):
+a label-free prompt side and the rest. The protocol then fits the prompt
+side once per trial and grid point and shares it between the selection and
+test views, which differ only in their labels (K-means on the training
+prompts is the same in both; only ``psi`` differs).
+
 and, optionally, ``points(params, inputs, eval_set, pad) -> (cost_p,
 quality_p, mask_p)`` for routers whose curve is known in closed form
 (ZeroRouter), which then replaces the lambda sweep.
@@ -86,8 +92,30 @@ class EvalSet:
   weight_q: Array
 
 
-Params = Any
 HParams = Mapping[str, Array]
+
+
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoStageFit:
+  """A ``fit`` in two stages, so the prompt side can be shared.
+
+  Attributes:
+    prompt_fit: ``prompt_fit(key, inputs, hp, pad) -> prompt``: what depends
+      only on the key, ``hp``, ``inputs.emb_nd`` and ``inputs.train_idx``
+      (e.g. the K-means clustering of the training prompts), never on
+      labels, pools or ``val_idx``.
+    llm_fit: ``llm_fit(prompt, key, inputs, hp, pad) -> params``: the rest.
+  """
+
+  prompt_fit: Callable[..., Any]
+  llm_fit: Callable[..., Params]
+
+  def __call__(self, key, inputs, hp, pad) -> Params:
+    prompt = self.prompt_fit(key, inputs, hp, pad)
+    return self.llm_fit(prompt, key, inputs, hp, pad)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +145,10 @@ class Estimator:
 
   def grid(self, n_train: int, n_val: int) -> dict[str, np.ndarray]:
     """The candidate grid as equal-length 1-D arrays (validated)."""
-    grid = {k: np.atleast_1d(np.asarray(v)) for k, v in
-            self.hp_grid(n_train, n_val).items()}
+    grid = {
+        k: np.atleast_1d(np.asarray(v))
+        for k, v in self.hp_grid(n_train, n_val).items()
+    }
     sizes = {v.shape for v in grid.values()}
     if len(sizes) > 1 or any(len(s) != 1 for s in sizes):
       raise ValueError(

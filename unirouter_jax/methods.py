@@ -20,14 +20,21 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from unirouter_jax import baselines
-from unirouter_jax import features
-from unirouter_jax import kmeans
-from unirouter_jax import learned_map
-from unirouter_jax import metrics
-from unirouter_jax import oracles
-from unirouter_jax import routing
-from unirouter_jax.estimator import Estimator, TrialInputs, single_point
+from unirouter_jax import (
+    baselines,
+    features,
+    kmeans,
+    learned_map,
+    metrics,
+    oracles,
+    routing,
+)
+from unirouter_jax.estimator import (
+    Estimator,
+    TrialInputs,
+    TwoStageFit,
+    single_point,
+)
 from unirouter_jax.structs import Clustering, LLMFeatures
 
 Array = jax.Array
@@ -86,10 +93,15 @@ def _probe_features(assign_vk, inputs: TrialInputs, clustering: Clustering):
   )
 
 
-def _kmeans_fit(key, inputs, hp, pad, *, n_init=3, max_iter=100):
-  clustering = _fit_clusters(
+def _cluster_prompt_fit(key, inputs, hp, pad, *, n_init=3, max_iter=100):
+  """The label-free prompt side shared by the protocol's two views."""
+  return _fit_clusters(
       key, inputs, hp['k'], pad, n_init=n_init, max_iter=max_iter
   )
+
+
+def _kmeans_llm_fit(clustering, key, inputs, hp, pad):
+  del key, hp, pad
   emb_vd = inputs.emb_nd[inputs.val_idx]
   feats = _probe_features(
       kmeans.one_hot_assign(emb_vd, clustering), inputs, clustering
@@ -103,10 +115,8 @@ def _kmeans_gamma(params: ClusterParams, emb_qd, inputs, pad):
   return routing.uniroute_gamma(phi_qk, params.features.psi_km)
 
 
-def _soft_fit(key, inputs, hp, pad, *, n_init=3, max_iter=100):
-  clustering = _fit_clusters(
-      key, inputs, hp['k'], pad, n_init=n_init, max_iter=max_iter
-  )
+def _soft_llm_fit(clustering, key, inputs, hp, pad):
+  del key, pad
   beta = jnp.asarray(hp['beta'], inputs.emb_nd.dtype)
   emb_vd = inputs.emb_nd[inputs.val_idx]
   feats = _probe_features(
@@ -121,11 +131,16 @@ def _soft_gamma(params: ClusterParams, emb_qd, inputs, pad):
   return routing.uniroute_gamma(phi_qk, params.features.psi_km)
 
 
-def _learned_fit(
-    key, inputs, hp, pad, *, arch='mlp', epochs=5, batch_size=64, n_init=3
+def _learned_prompt_fit(key, inputs, hp, pad, *, n_init=3):
+  k_key, _ = jax.random.split(key)
+  return _cluster_prompt_fit(k_key, inputs, hp, pad, n_init=n_init)
+
+
+def _learned_llm_fit(
+    clustering, key, inputs, hp, pad, *, arch='mlp', epochs=5, batch_size=64
 ):
-  k_key, m_key = jax.random.split(key)
-  base = _kmeans_fit(k_key, inputs, hp, pad, n_init=n_init)
+  _, m_key = jax.random.split(key)
+  base = _kmeans_llm_fit(clustering, key, inputs, hp, pad)
   map_params = learned_map.fit_learned_map(
       m_key,
       inputs.emb_nd,
@@ -222,7 +237,12 @@ def uniroute_kmeans(*, n_init: int = 3, max_iter: int = 100) -> Estimator:
   """UniRoute (K-means), method.md 2.1."""
   return Estimator(
       name='uniroute_kmeans',
-      fit=functools.partial(_kmeans_fit, n_init=n_init, max_iter=max_iter),
+      fit=TwoStageFit(
+          functools.partial(
+              _cluster_prompt_fit, n_init=n_init, max_iter=max_iter
+          ),
+          _kmeans_llm_fit,
+      ),
       gamma=_kmeans_gamma,
       hp_grid=lambda nt, nv: {'k': kmeans_k_grid(nt, nv)},
       pad_key='k',
@@ -242,7 +262,10 @@ def uniroute_soft_kmeans(
 
   return Estimator(
       name='uniroute_soft_kmeans',
-      fit=functools.partial(_soft_fit, n_init=n_init),
+      fit=TwoStageFit(
+          functools.partial(_cluster_prompt_fit, n_init=n_init),
+          _soft_llm_fit,
+      ),
       gamma=_soft_gamma,
       hp_grid=grid,
       pad_key='k',
@@ -256,7 +279,10 @@ def uniroute_learned_map(
   """UniRoute (LearnedMap), method.md 2.2."""
   return Estimator(
       name='uniroute_learned_map',
-      fit=functools.partial(_learned_fit, arch=arch, epochs=epochs),
+      fit=TwoStageFit(
+          _learned_prompt_fit,
+          functools.partial(_learned_llm_fit, arch=arch, epochs=epochs),
+      ),
       gamma=functools.partial(_learned_gamma, arch=arch),
       hp_grid=lambda nt, nv: {
           'k': kmeans_k_grid(nt, nv, num=4),

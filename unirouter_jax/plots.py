@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 _STYLE = {
@@ -121,6 +122,11 @@ def area_vs_hp(path, summary: Mapping[str, Any]) -> None:
         k, mean - 2 * se, mean + 2 * se, alpha=0.15, color=style.get('color')
     )
   ax.set_xscale('log')
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ticks = sorted({v for h in hps.values() for v in h['values']})
+  if ticks:
+    ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
   ax.set_xlabel('K (clusters) / k (neighbours for K-NN)')
   ax.set_ylabel('mean test Area')
   ax.set_title(

@@ -32,10 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from unirouter_jax import baselines
-from unirouter_jax import metrics
-from unirouter_jax import routing
-from unirouter_jax.estimator import Estimator, EvalSet, TrialInputs
+from unirouter_jax import baselines, metrics, routing
+from unirouter_jax.estimator import (
+    Estimator,
+    EvalSet,
+    TrialInputs,
+    TwoStageFit,
+)
 from unirouter_jax.structs import CurveMetrics, RoutingData, Split
 
 Array = jax.Array
@@ -54,6 +57,10 @@ class ProtocolConfig:
     num_lambdas: size of the cost-weight grid.
     grid_points: size of the common normalised-cost grid.
     trial_batch_size: trials evaluated together (``lax.map`` batch size).
+    grid_batch_size: hyperparameter grid points whose prompt side (K-means)
+      is fitted together: None vmaps the whole grid (accelerators); 1 fits
+      one K at a time, each stopping at its own convergence (fastest on
+      CPU, see ``sweep.cpu_config``).
   """
 
   num_trials: int = 400
@@ -64,6 +71,7 @@ class ProtocolConfig:
   num_lambdas: int = 200
   grid_points: int = 101
   trial_batch_size: int = 8
+  grid_batch_size: int | None = None
 
 
 def split_sizes(n: int, m: int, config: ProtocolConfig):
@@ -183,32 +191,47 @@ def eval_set(data: RoutingData, idx: Array, pool_m: Array) -> EvalSet:
   )
 
 
-def curve_from_points(cost_p, quality_p, mask_p, pool_m, ev: EvalSet, grid_g):
-  """Normalises raw curve points and computes the metrics of method.md 3."""
+def _curve_inputs(cost_p, quality_p, mask_p, pool_m, ev: EvalSet):
+  """Normalised points and the scalars ``metrics.curve_metrics`` needs."""
   c_min, c_max = metrics.pool_cost_range(ev.cost_qm, ev.weight_q, pool_m)
   best_q, best_c = metrics.best_llm(
       ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
   )
-  return metrics.curve_metrics(
-      metrics.normalise_cost(cost_p, c_min, c_max),
-      quality_p,
-      mask_p,
+  return dict(
+      x_p=metrics.normalise_cost(cost_p, c_min, c_max),
+      y_p=quality_p,
+      mask_p=jnp.broadcast_to(mask_p, jnp.shape(quality_p)),
       best_quality=best_q,
       best_cost=best_c,
       c_min=c_min,
       c_max=c_max,
-      grid_g=grid_g,
   )
+
+
+def _gamma_points(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l):
+  """Routes with the plug-in rule over ``lam_l``: ``(cost_l, quality_l)``."""
+  gamma_qm = jnp.where(ev.label_mask_qm, gamma_qm, jnp.inf)
+  lam_l = routing.scale_lambdas(lam_l, rule_cost_m, pool_m)
+  choice_lq = routing.route_grid(gamma_qm, rule_cost_m, lam_l, pool_m)
+  return metrics.deferral_points(
+      choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q
+  )
+
+
+def _curves(inputs, grid_g):
+  """``curve_metrics`` over a leading batch axis of ``_curve_inputs``."""
+  return jax.vmap(lambda kw: metrics.curve_metrics(grid_g=grid_g, **kw))(inputs)
+
+
+def curve_from_points(cost_p, quality_p, mask_p, pool_m, ev: EvalSet, grid_g):
+  """Normalises raw curve points and computes the metrics of method.md 3."""
+  kw = _curve_inputs(cost_p, quality_p, mask_p, pool_m, ev)
+  return metrics.curve_metrics(grid_g=grid_g, **kw)
 
 
 def curve_from_gamma(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l, grid_g):
   """Routes with the plug-in rule over ``lam_l`` and scores the curve."""
-  gamma_qm = jnp.where(ev.label_mask_qm, gamma_qm, jnp.inf)
-  lam_l = routing.scale_lambdas(lam_l, rule_cost_m, pool_m)
-  choice_lq = routing.route_grid(gamma_qm, rule_cost_m, lam_l, pool_m)
-  cost_l, quality_l = metrics.deferral_points(
-      choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q
-  )
+  cost_l, quality_l = _gamma_points(gamma_qm, pool_m, rule_cost_m, ev, lam_l)
   mask_l = jnp.ones(cost_l.shape, bool)
   return curve_from_points(cost_l, quality_l, mask_l, pool_m, ev, grid_g)
 
@@ -257,38 +280,85 @@ class TrialResult:
   c_max: Array
 
 
-def _method(est: Estimator, grid, pad, key, data, split, lam_l, grid_g):
+def _map_grid(fn, grid, batch_size):
+  """``fn`` over the grid's leading axis: ``vmap``, or ``lax.map`` in chunks
+  of ``batch_size`` (one K at a time on CPU: no padding of every K to the
+  batch's slowest convergence)."""
+  if batch_size is None:
+    return jax.vmap(fn)(grid)
+  return jax.lax.map(fn, grid, batch_size=batch_size)
+
+
+def _method_points(est: Estimator, grid, pad, key, data, split, lam_l, gbs):
+  """Curve inputs of one method: ``[G]`` test view, ``[G]`` selection view.
+
+  The selection view is absent (None) when the grid has one point. With a
+  ``TwoStageFit``, the prompt side (K-means on the training prompts, the same
+  in both views) is fitted once per grid point and shared by the views.
+  """
   inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
   ev = eval_set(data, split.test_idx, split.test_llm_m)
-  emb_test = data.emb_nd[split.test_idx]
-
-  def fit_and_score(hp, view, ev, emb_q):
-    params = est.fit(key, view, hp, pad)
-    if est.points is not None:
-      pts = est.points(params, view, ev, pad)
-      return curve_from_points(*pts, view.pool_m, ev, grid_g)
-    gamma = est.gamma(params, emb_q, view, pad)
-    return curve_from_gamma(gamma, view.pool_m, view.cost_m, ev, lam_l, grid_g)
-
   grid = {k: jnp.asarray(v) for k, v in grid.items()}
   size = next(iter(grid.values())).shape[0] if grid else 1
+  if not grid:
+    grid = {'_unit': jnp.zeros((1,))}  # one point with a unit grid axis
+
+  def hp_of(g):
+    return {k: v for k, v in g.items() if k != '_unit'}
+
+  def points(hp, prompt, view, ev, emb_q):
+    if prompt is None:
+      params = est.fit(key, view, hp, pad)
+    else:
+      params = est.fit.llm_fit(prompt, key, view, hp, pad)
+    if est.points is not None:
+      pts = est.points(params, view, ev, pad)
+      return _curve_inputs(*pts, view.pool_m, ev)
+    gamma = est.gamma(params, emb_q, view, pad)
+    cost_l, quality_l = _gamma_points(
+        gamma, view.pool_m, view.cost_m, ev, lam_l
+    )
+    return _curve_inputs(cost_l, quality_l, True, view.pool_m, ev)
+
+  if isinstance(est.fit, TwoStageFit):
+    prompt_g = _map_grid(
+        lambda g: est.fit.prompt_fit(key, inputs, hp_of(g), pad), grid, gbs
+    )
+  else:
+    prompt_g = None
 
   def over_grid(view, ev, emb_q):
-    if not grid:  # nothing to vmap over: one point with a unit grid axis
-      return jax.tree.map(lambda x: x[None], fit_and_score({}, view, ev, emb_q))
-    return jax.vmap(lambda hp: fit_and_score(hp, view, ev, emb_q))(grid)
+    if prompt_g is None:
+      return _map_grid(
+          lambda g: points(hp_of(g), None, view, ev, emb_q), grid, gbs
+      )
+    return jax.vmap(lambda g, pr: points(hp_of(g), pr, view, ev, emb_q))(
+        grid, prompt_g
+    )
 
-  test_g = over_grid(inputs, ev, emb_test)
-  if size > 1:
-    val_area = over_grid(
-        selection_inputs(data, split),
-        eval_set(data, split.val_idx, split.train_llm_m),
-        data.emb_nd[split.val_idx],
-    ).area
-    best = jnp.argmax(val_area)
-  else:
-    val_area = jnp.zeros((size,), test_g.area.dtype)
+  test_g = over_grid(inputs, ev, data.emb_nd[split.test_idx])
+  if size == 1:
+    return test_g, None
+  val_g = over_grid(
+      selection_inputs(data, split),
+      eval_set(data, split.val_idx, split.train_llm_m),
+      data.emb_nd[split.val_idx],
+  )
+  return test_g, val_g
+
+
+def _rows(lo, hi, x):
+  return x[lo:hi]
+
+
+def _method_result(test_g, val_g) -> MethodResult:
+  """Selects the grid point of largest validation Area (method.md 2.4)."""
+  if val_g is None:
+    val_area = jnp.zeros(test_g.area.shape, test_g.area.dtype)
     best = jnp.asarray(0)
+  else:
+    val_area = val_g.area
+    best = jnp.argmax(val_area)
   return MethodResult(
       metrics=jax.tree.map(lambda x: x[best], test_g),
       selected=best,
@@ -297,28 +367,61 @@ def _method(est: Estimator, grid, pad, key, data, split, lam_l, grid_g):
   )
 
 
-def _trial(split, data, estimators, grids, pads, lam_l, grid_g) -> TrialResult:
+def _trial(
+    split, data, estimators, grids, pads, lam_l, grid_g, gbs=None
+) -> TrialResult:
   ev = eval_set(data, split.test_idx, split.test_llm_m)
   # Every method gets the trial's key: cluster-based methods with the same K
   # then share one clustering (paired comparisons), and adding a method
   # leaves the others' results unchanged.
-  methods = {
-      name: _method(
-          est, grids[name], pads[name], split.key, data, split, lam_l, grid_g
+  pending = {
+      name: _method_points(
+          est, grids[name], pads[name], split.key, data, split, lam_l, gbs
       )
       for name, est in estimators.items()
   }
   oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
   rule_cost = _mean_cost(data.cost_nm, split.val_idx)
-  oracle = curve_from_gamma(
-      oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l, grid_g
+  cost_l, quality_l = _gamma_points(
+      oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l
   )
+  oracle_in = jax.tree.map(
+      lambda x: x[None],
+      _curve_inputs(cost_l, quality_l, True, split.test_llm_m, ev),
+  )
+  # Every curve of the trial (each method's views and the oracle) goes
+  # through one vmapped curve_metrics per point count: one hull to compile.
+  parts = [('oracle', oracle_in)] + [
+      ((name, view), curve_in)
+      for name, (test_g, val_g) in pending.items()
+      for view, curve_in in (('test', test_g), ('val', val_g))
+      if curve_in is not None
+  ]
+  by_p = {}
+  for tag, curve_in in parts:
+    by_p.setdefault(curve_in['x_p'].shape[-1], []).append((tag, curve_in))
+  curves = {}
+  for group in by_p.values():
+    stacked = jax.tree.map(
+        lambda *xs: jnp.concatenate(xs), *[c for _, c in group]
+    )
+    out = _curves(stacked, grid_g)
+    ends = np.cumsum([c['x_p'].shape[0] for _, c in group])
+    for (tag, _), lo, hi in zip(group, ends - ends[0], ends, strict=True):
+      curves[tag] = jax.tree.map(functools.partial(_rows, lo, hi), out)
+  methods = {
+      name: _method_result(curves[(name, 'test')], curves.get((name, 'val')))
+      for name in estimators
+  }
+  oracle = jax.tree.map(lambda x: x[0], curves['oracle'])
   cost_m, quality_m = metrics.single_llm_points(
       ev.quality_qm, ev.cost_qm, ev.weight_q, split.test_llm_m
   )
   pool = split.test_llm_m
   c_min, c_max = metrics.pool_cost_range(ev.cost_qm, ev.weight_q, pool)
-  best_q, best_c = metrics.best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool)
+  best_q, best_c = metrics.best_llm(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, pool
+  )
   return TrialResult(
       methods=methods,
       oracle=oracle,
@@ -393,6 +496,7 @@ def run_protocol(
       config.num_lambdas,
       config.grid_points,
       min(config.trial_batch_size, num_trials),
+      config.grid_batch_size,
   )
   return fn(splits, data)
 
@@ -405,21 +509,27 @@ def _freeze(grids):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_protocol(
-    estimators, grids, pads, num_lambdas, grid_points, batch_size
+def _compiled_protocol(*static):
+  """The jitted protocol (cached per static settings)."""
+  return jax.jit(protocol_fn(*static))
+
+
+def protocol_fn(
+    estimators, grids, pads, num_lambdas, grid_points, batch_size, gbs=None
 ):
+  """``run(splits, data) -> TrialResult``, not jitted (``sweep`` shards it).
+
+  Arguments are hashable (tuples of items, see ``run_protocol``).
+  """
   estimators = dict(estimators)
-  grids = {
-      name: {k: np.asarray(v) for k, v in g} for name, g in grids
-  }
+  grids = {name: {k: np.asarray(v) for k, v in g} for name, g in grids}
   pads = dict(pads)
   lam_l = routing.lambda_grid(num_lambdas)
   grid_g = jnp.linspace(0.0, 1.0, grid_points)
 
-  @jax.jit
   def run(splits, data):
     def one(split):
-      return _trial(split, data, estimators, grids, pads, lam_l, grid_g)
+      return _trial(split, data, estimators, grids, pads, lam_l, grid_g, gbs)
 
     return jax.lax.map(one, splits, batch_size=batch_size)
 

@@ -86,12 +86,16 @@ class RoutingData:
     _check(q.ndim == 2, 'quality_nm', 'a 2-D [n, m] array', q.shape)
     n, m = q.shape
     _check(emb.shape[0] == n, 'emb_nd', f'{n} rows (as quality_nm)', emb.shape)
-    _check(n > 0 and m > 0, 'quality_nm', 'at least one prompt and LLM', q.shape)
+    _check(
+        n > 0 and m > 0, 'quality_nm', 'at least one prompt and LLM', q.shape
+    )
     if label_mask_nm is None:
       mask = ~np.isnan(q)
     else:
       mask = np.asarray(label_mask_nm, bool)
-      _check(mask.shape == q.shape, 'label_mask_nm', f'shape {q.shape}', mask.shape)
+      _check(
+          mask.shape == q.shape, 'label_mask_nm', f'shape {q.shape}', mask.shape
+      )
     _check(np.isfinite(emb).all(), 'emb_nd', 'finite values', 'NaN or inf')
     qv = q[mask]
     _check(
@@ -106,11 +110,15 @@ class RoutingData:
     if c.ndim == 1:
       _check(c.shape == (m,), 'cost', f'[m]=[{m}] or [n, m]', c.shape)
       c = np.broadcast_to(c[None, :], (n, m))
-    _check(c.shape == (n, m), 'cost', f'[m]=[{m}] or [n, m]=[{n}, {m}]', c.shape)
+    _check(
+        c.shape == (n, m), 'cost', f'[m]=[{m}] or [n, m]=[{n}, {m}]', c.shape
+    )
     _check(np.isfinite(c).all(), 'cost', 'finite values', 'NaN or inf')
     _check((c >= 0).all(), 'cost', 'non-negative values', f'min {c.min()}')
-    names = tuple(llm_names) if llm_names is not None else tuple(
-        f'llm_{i}' for i in range(m)
+    names = (
+        tuple(llm_names)
+        if llm_names is not None
+        else tuple(f'llm_{i}' for i in range(m))
     )
     _check(len(names) == m, 'llm_names', f'{m} names', len(names))
     return cls(

@@ -21,25 +21,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
-import math
 import os
 import pathlib
-import tempfile
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from unirouter_jax import chunks, protocol, report
 from unirouter_jax import data as data_lib
-from unirouter_jax import features, kmeans, protocol
 from unirouter_jax import methods as methods_lib
-from unirouter_jax import summary as summary_lib
-from unirouter_jax.protocol import MethodResult, ProtocolConfig, TrialResult
-from unirouter_jax.structs import CurveMetrics, RoutingData
+from unirouter_jax.estimator import Estimator
+from unirouter_jax.protocol import ProtocolConfig, TrialResult
+from unirouter_jax.structs import RoutingData
 
 # Methods of the paper's tables, in the paper's row order.
 DEFAULT_METHODS = (
@@ -50,30 +49,6 @@ DEFAULT_METHODS = (
     'mlp_oracle',
     'matfac_oracle',
 )
-# Table rows: every method the library knows, then the per-prompt Oracle.
-ROW_ORDER = (
-    'zero_router',
-    'knn',
-    'uniroute_kmeans',
-    'uniroute_soft_kmeans',
-    'uniroute_learned_map',
-    'mlp_oracle',
-    'matfac_oracle',
-    'oracle',
-)
-LABELS = {
-    'zero_router': 'ZeroRouter',
-    'knn': 'K-NN',
-    'uniroute_kmeans': 'UniRoute (K-means)',
-    'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
-    'uniroute_learned_map': 'UniRoute (LearnedMap)',
-    'mlp_oracle': 'MLP (clairvoyant)',
-    'matfac_oracle': 'MatFac (clairvoyant)',
-    'oracle': 'Oracle (per prompt)',
-}
-REFERENCE = 'uniroute_kmeans'
-ALPHA = 0.01
-
 # Protocol defaults per dataset (method.md section 3). The paper: LLMs 2/3
 # train, 1/3 test (RouterBench 50/50); prompts 60/10/30 (RouterBench and
 # SPROUT: validation 1%). [project choice] Our RouterBench subset has 3,178
@@ -152,15 +127,10 @@ class RunSpec:
   heatmap_k: int = 0
 
   def __post_init__(self):
-    known = tuple(methods_lib.builtin_estimators())
     if not self.methods:
       raise ValueError('methods: expected at least one method, got none.')
     for name in self.methods:
-      if name not in known:
-        raise ValueError(
-            f'methods: unknown method {name!r}; expected some of '
-            f'{", ".join(known)}.'
-        )
+      resolve_method(name, self.epochs_scale, self.learned_map_arch)
     for name in ('num_trials', 'chunk_size', 'trial_batch_size'):
       if getattr(self, name) < 1:
         raise ValueError(f'{name}: expected >= 1, got {getattr(self, name)}.')
@@ -194,27 +164,6 @@ _COSMETIC = ('encoder_cache_dir', 'heatmap_k')
 
 
 # ---------------------------------------------------------------- files ---
-
-
-def atomic_write(
-    path: str | os.PathLike, write: Callable[[Any], None], mode: str = 'w'
-) -> None:
-  """Calls ``write(f)`` on a temp file beside ``path``, then renames it."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name)
-  try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def write_json(path, obj) -> None:
-  atomic_write(path, lambda f: json.dump(obj, f, indent=1, allow_nan=False))
 
 
 def check_config(workdir: pathlib.Path, spec: RunSpec) -> bool:
@@ -299,10 +248,56 @@ def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
   return est
 
 
-def select_estimators(spec: RunSpec) -> dict[str, Any]:
-  """The requested built-in estimators, in ``spec.methods`` order."""
-  est = _estimators(float(spec.epochs_scale), spec.learned_map_arch)
-  return {name: est[name] for name in spec.methods}
+@functools.lru_cache(maxsize=32)
+def _user_estimator(spec_text: str) -> Estimator:
+  module, _, attr = spec_text.partition(':')
+  # Console scripts do not put the working directory on sys.path; a user's
+  # module (e.g. examples/...) is looked up there too.
+  if os.getcwd() not in sys.path:
+    sys.path.append(os.getcwd())
+  try:
+    factory = getattr(importlib.import_module(module), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(
+        f'methods: cannot import {spec_text!r} ({type(e).__name__}: {e}).'
+    ) from None
+  est = factory()
+  if not isinstance(est, Estimator):
+    raise ValueError(
+        f'methods: {spec_text!r} returned {type(est).__name__}, expected an '
+        'unirouter_jax.Estimator.'
+    )
+  return est
+
+
+def resolve_method(name: str, epochs_scale: float, arch: str) -> Estimator:
+  """A built-in estimator by name, or a user's as ``module:function``.
+
+  ``module:function`` names a factory returning an :class:`Estimator`; the
+  module is imported because the user named it (an explicit import, not a
+  registry), e.g. ``examples.low_rank_uniroute:estimator``.
+
+  Raises:
+    ValueError: unknown name or a factory that cannot be imported.
+  """
+  if ':' in name:
+    return _user_estimator(name)
+  est = _estimators(float(epochs_scale), arch)
+  if name not in est:
+    raise ValueError(
+        f'methods: unknown method {name!r}; expected some of '
+        f'{", ".join(est)} or module:function.'
+    )
+  return est[name]
+
+
+def select_estimators(spec: RunSpec) -> dict[str, Estimator]:
+  """The requested estimators by table name, in ``spec.methods`` order."""
+  out = {}
+  for name in spec.methods:
+    est = resolve_method(name, spec.epochs_scale, spec.learned_map_arch)
+    out[est.name if ':' in name else name] = est
+  return out
 
 
 def grid_overrides(spec: RunSpec, estimators) -> dict[str, dict]:
@@ -321,113 +316,6 @@ def grid_overrides(spec: RunSpec, estimators) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------- chunks ---
-
-
-def _flatten(result: TrialResult) -> dict[str, np.ndarray]:
-  out = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(result)[0]:
-    key = '/'.join(
-        str(getattr(p, 'name', getattr(p, 'key', getattr(p, 'idx', p))))
-        for p in path
-    )
-    out[key] = np.asarray(leaf)
-  return out
-
-
-def _curve(flat, prefix) -> CurveMetrics:
-  return CurveMetrics(**{
-      f.name: flat[f'{prefix}/{f.name}']
-      for f in dataclasses.fields(CurveMetrics)
-  })
-
-
-def _unflatten(flat: Mapping[str, np.ndarray]) -> TrialResult:
-  names = sorted({k.split('/')[1] for k in flat if k.startswith('methods/')})
-  methods = {}
-  for name in names:
-    p = f'methods/{name}'
-    methods[name] = MethodResult(
-        metrics=_curve(flat, f'{p}/metrics'),
-        selected=flat[f'{p}/selected'],
-        test_area_g=flat[f'{p}/test_area_g'],
-        val_area_g=flat[f'{p}/val_area_g'],
-    )
-  rest = {
-      f.name: flat[f.name]
-      for f in dataclasses.fields(TrialResult)
-      if f.name not in ('methods', 'oracle')
-  }
-  return TrialResult(methods=methods, oracle=_curve(flat, 'oracle'), **rest)
-
-
-def _chunk_path(workdir: pathlib.Path, c: int) -> pathlib.Path:
-  return workdir / 'chunks' / f'chunk_{c:04d}.npz'
-
-
-def _save_chunk(path: pathlib.Path, flat: Mapping[str, np.ndarray]) -> None:
-  atomic_write(path, lambda f: np.savez(f, **flat), mode='wb')
-
-
-def _load_chunk(path: pathlib.Path) -> dict[str, np.ndarray]:
-  with np.load(path) as z:
-    return {k: z[k] for k in z.files}
-
-
-def _json_num(x) -> Any:
-  x = float(x)
-  if math.isinf(x):
-    return 'inf' if x > 0 else '-inf'
-  return None if math.isnan(x) else x
-
-
-def trial_records(
-    flat: Mapping[str, np.ndarray],
-    chunk: int,
-    first_trial: int,
-    grids: Mapping[str, Mapping[str, np.ndarray]],
-    llm_names: Sequence[str],
-) -> list[dict[str, Any]]:
-  """One ``metrics.jsonl`` record per (trial, method) of a chunk."""
-  res = _unflatten(flat)
-  curves = {n: r.metrics for n, r in res.methods.items()}
-  curves['oracle'] = res.oracle
-  recs = []
-  for i in range(np.asarray(res.best_quality).shape[0]):
-    test_llms = [
-        n for n, t in zip(llm_names, res.test_llm_m[i], strict=True) if t
-    ]
-    for name, c in curves.items():
-      rec = {
-          'trial': first_trial + i,
-          'chunk': chunk,
-          'method': name,
-          'area': _json_num(c.area[i]),
-          'area50': _json_num(c.area50[i]),
-          'qnc': _json_num(c.qnc[i]),
-          'peak': _json_num(c.peak[i]),
-      }
-      if name in res.methods:
-        sel = int(res.methods[name].selected[i])
-        rec['selected'] = {
-            k: np.asarray(v)[sel].item() for k, v in grids[name].items()
-        }
-      rec['test_llms'] = test_llms
-      recs.append(rec)
-  return recs
-
-
-def _write_jsonl(path: pathlib.Path, recs) -> None:
-  atomic_write(
-      path,
-      lambda f: f.writelines(
-          json.dumps(r, allow_nan=False) + '\n' for r in recs
-      ),
-  )
-
-
-def _append_jsonl(path: pathlib.Path, recs) -> None:
-  with open(path, 'a') as f:
-    f.writelines(json.dumps(r, allow_nan=False) + '\n' for r in recs)
 
 
 # ------------------------------------------------------------------ run ---
@@ -454,19 +342,21 @@ def run_trials(
   n, m = data.num_prompts, data.num_llms
   metrics_path = workdir / 'metrics.jsonl'
 
-  done = [c for c in range(num_chunks) if _chunk_path(workdir, c).exists()]
+  done = [
+      c for c in range(num_chunks) if chunks.chunk_path(workdir, c).exists()
+  ]
   # Keep metrics.jsonl consistent with the saved chunks (a run killed
   # between saving a chunk and appending its records loses nothing).
   recs = []
   for c in done:
-    recs += trial_records(
-        _load_chunk(_chunk_path(workdir, c)),
+    recs += chunks.trial_records(
+        chunks.load_chunk(chunks.chunk_path(workdir, c)),
         c,
         c * chunk,
         grids,
         data.llm_names,
     )
-  _write_jsonl(metrics_path, recs)
+  chunks.write_jsonl(metrics_path, recs)
 
   computed = 0
   bar = tqdm.tqdm(
@@ -491,227 +381,21 @@ def run_trials(
           grids=grids,
           splits=splits,
       )
-      flat = {k: v[:size] for k, v in _flatten(res).items()}
-      _save_chunk(_chunk_path(workdir, c), flat)
-      _append_jsonl(
+      flat = {k: v[:size] for k, v in chunks.flatten(res).items()}
+      chunks.save_chunk(chunks.chunk_path(workdir, c), flat)
+      chunks.append_jsonl(
           metrics_path,
-          trial_records(flat, c, c * chunk, grids, data.llm_names),
+          chunks.trial_records(flat, c, c * chunk, grids, data.llm_names),
       )
       computed += 1
       bar.update(size)
 
-  flats = [_load_chunk(_chunk_path(workdir, c)) for c in range(num_chunks)]
+  flats = [
+      chunks.load_chunk(chunks.chunk_path(workdir, c))
+      for c in range(num_chunks)
+  ]
   allf = {k: np.concatenate([f[k] for f in flats]) for k in flats[0]}
-  return _unflatten(allf), computed
-
-
-def psi_similarity(data: RoutingData, k: int, seed: int = 0):
-  """Cosine similarity of the LLMs' ``psi`` columns on all prompts.
-
-  K-means with ``k`` clusters on all prompts; ``psi`` of every LLM from all
-  its labels. Returns ``(cos_mm, corr_mm, order_m)``: the cosine similarity
-  of the raw ``psi`` columns, that of the columns centred on each LLM's
-  mean (its error profile across clusters, free of overall accuracy), and
-  an order of the LLMs by the first principal component of the centred
-  columns (related LLMs end up next to each other).
-  """
-  n = data.num_prompts
-  k = int(min(k, n))
-  clustering = kmeans.kmeans(
-      jax.random.key(seed), data.emb_nd, jnp.ones((n,)), k, k_max=k
-  )
-  assign_nk = kmeans.one_hot_assign(data.emb_nd, clustering)
-  feats = features.llm_features(
-      assign_nk,
-      1.0 - data.quality_nm,
-      data.label_mask_nm,
-      cluster_mask_k=clustering.cluster_mask_k,
-  )
-  psi_km = np.asarray(feats.psi_km, np.float64)
-
-  def cos(x_km):
-    norm = np.linalg.norm(x_km, axis=0, keepdims=True)
-    x = x_km / np.maximum(norm, 1e-12)
-    return x.T @ x
-
-  centred = psi_km - psi_km.mean(0, keepdims=True)
-  if centred.shape[1] > 1 and np.any(centred):
-    # First principal component over LLMs (rows = LLMs as samples).
-    x = centred.T - centred.T.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    order = np.argsort(x @ vt[0], kind='stable')
-  else:
-    order = np.arange(psi_km.shape[1])
-  return cos(psi_km), cos(centred), order
-
-
-def build_summary(
-    result: TrialResult,
-    spec: RunSpec,
-    ds,
-    grids,
-    emb_note: str,
-) -> dict[str, Any]:
-  """``summary.json`` content of one dataset (see the README)."""
-  grid_g = np.linspace(0.0, 1.0, spec.grid_points)
-  rows = summary_lib.summarise(result, grid_g)
-  curves = {name: row.pop('curve') for name, row in rows.items()}
-  names = list(ds.llm_names)
-  test = np.asarray(result.test_llm_m, bool)
-  count = test.sum(0)
-  sx = np.where(test, np.asarray(result.single_x_m), 0.0).sum(0)
-  sq = np.where(test, np.asarray(result.single_quality_m), 0.0).sum(0)
-  singles = {
-      name: {
-          'x': float(sx[j] / count[j]),
-          'quality': float(sq[j] / count[j]),
-          'trials_in_test_pool': int(count[j]),
-      }
-      for j, name in enumerate(names)
-      if count[j]
-  }
-  hp = {}
-  for name, r in result.methods.items():
-    g = grids[name]
-    key = next(iter(g)) if g else None
-    ta = np.asarray(r.test_area_g, np.float64)
-    va = np.asarray(r.val_area_g, np.float64)
-    sel = np.asarray(r.selected)
-    hp[name] = {
-        'hp': key,
-        'values': [] if key is None else np.asarray(g[key]).tolist(),
-        'test_area_mean': ta.mean(0).tolist(),
-        'test_area_std': ta.std(0).tolist(),
-        'val_area_mean': va.mean(0).tolist(),
-        'selected_count': np.bincount(sel, minlength=ta.shape[1]).tolist(),
-    }
-  n = ds.num_prompts
-  n_train, n_val, n_test, m_test = protocol.split_sizes(
-      n, ds.num_llms, spec.protocol_config()
-  )
-  ordered = {k: rows[k] for k in ROW_ORDER if k in rows}
-  ordered.update({k: v for k, v in rows.items() if k not in ordered})
-  return {
-      'dataset': ds.name,
-      'trials': int(test.shape[0]),
-      'llms': names,
-      'num_prompts': n,
-      'cost_unit': ds.cost_unit,
-      'per_prompt_cost': bool(ds.per_prompt_cost),
-      'embeddings': emb_note,
-      'split': {
-          'train_prompts': n_train,
-          'val_prompts': n_val,
-          'test_prompts': n_test,
-          'test_llms': m_test,
-          'train_llms': (
-              ds.num_llms - m_test if not spec.static_pool else ds.num_llms
-          ),
-      },
-      'protocol': {
-          k: getattr(spec, k)
-          for k in (
-              'test_llm_fraction',
-              'train_fraction',
-              'val_fraction',
-              'static_pool',
-              'num_lambdas',
-              'grid_points',
-              'seed',
-          )
-      },
-      'methods': ordered,
-      'single_llms': singles,
-      'hyperparameters': hp,
-      'grid': grid_g.tolist(),
-      'mean_curves': {k: curves[k] for k in ordered},
-  }
-
-
-# ------------------------------------------------------------- tables ---
-
-
-def _fmt(x, pct=False) -> str:
-  if isinstance(x, str) or x is None:
-    return {'inf': '∞', '-inf': '-∞'}.get(x, str(x))
-  if pct:
-    return f'{100 * x:.1f}%'
-  return f'{x:.3f}'.replace('0.', '.', 1) if 0 <= x < 1 else f'{x:.3f}'
-
-
-def _star(row: Mapping[str, Any]) -> str:
-  test = row.get('sign_test_vs_' + REFERENCE)
-  if not test or not test.get('significant'):
-    return ''
-  return '*' if test['losses'] > test['wins'] else '†'
-
-
-def markdown_table(summary: Mapping[str, Any]) -> str:
-  """The paper's layout for one dataset: Area, Area(50%), QNC (+ peak).
-
-  Values are on the mean curve over trials; brackets hold the 95% interval
-  of the per-trial values.
-  """
-  lines = [
-      (
-          f'### {summary["dataset"]} ({summary["trials"]} trials, '
-          f'{len(summary["llms"])} LLMs, {summary["num_prompts"]} prompts; '
-          f'{summary["split"]["test_llms"]} unseen test LLMs, '
-          f'N_val = {summary["split"]["val_prompts"]})'
-      ),
-      '',
-      '| Method | Area | Area(50%) | QNC | Peak | vs UniRoute (W/L) |',
-      '|---|---|---|---|---|---|',
-  ]
-  for name, row in summary['methods'].items():
-    cells = []
-    for metric, pct in (('area', False), ('area50', False), ('qnc', True)):
-      lo, hi = row.get(f'{metric}_ci', [None, None])
-      ci = f' [{_fmt(lo, pct)}, {_fmt(hi, pct)}]' if lo is not None else ''
-      cells.append(f'{_fmt(row[metric], pct)}{ci}')
-    test = row.get('sign_test_vs_' + REFERENCE)
-    wl = f'{test["wins"]}/{test["losses"]}' if test else '-'
-    label = LABELS.get(name, name) + _star(row)
-    lines.append(
-        f'| {label} | {" | ".join(cells)} | {_fmt(row["peak"])} | {wl} |'
-    )
-  lines += [
-      '',
-      (
-          "Mean curve over trials (the paper's aggregation); [95% interval of"
-          ' the per-trial values; median and order-statistic interval when'
-          ' some trial never reaches the best LLM (QNC = ∞)]. * / †:'
-          ' significantly worse / better than UniRoute (K-means) on per-trial'
-          f' Area (sign test, alpha = {ALPHA}); W/L: trials won/lost'
-          ' against it.'
-      ),
-  ]
-  return '\n'.join(lines)
-
-
-def compact_table(summaries: Sequence[Mapping[str, Any]]) -> str:
-  """All datasets side by side (means only, sign-test marks)."""
-  head = (
-      '| Method | '
-      + ' | '.join(f'{s["dataset"]} Area / A50 / QNC' for s in summaries)
-      + ' |'
-  )
-  lines = [head, '|---|' + '---|' * len(summaries)]
-  names = [n for n in ROW_ORDER if any(n in s['methods'] for s in summaries)]
-  for name in names:
-    cells = []
-    for s in summaries:
-      row = s['methods'].get(name)
-      cells.append(
-          '-'
-          if row is None
-          else (
-              f'{_fmt(row["area"])} / {_fmt(row["area50"])} / '
-              f'{_fmt(row["qnc"], True)}{_star(row)}'
-          )
-      )
-    lines.append(f'| {LABELS.get(name, name)} | ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines)
+  return chunks.unflatten(allf), computed
 
 
 # ---------------------------------------------------------------- entry ---
@@ -731,7 +415,7 @@ def run(
   resumed = check_config(workdir, spec)
   t0 = time.time()
   ds, data, note = load_routing_data(spec)
-  write_json(workdir / 'config.json', spec.to_json())
+  chunks.write_json(workdir / 'config.json', spec.to_json())
   estimators = select_estimators(spec)
   cfg = spec.protocol_config()
   grids, _ = protocol.prepare(
@@ -745,12 +429,12 @@ def run(
   result, computed = run_trials(
       spec, workdir, data, estimators, grids, progress=progress, desc=ds.name
   )
-  out = build_summary(result, spec, ds, grids, note)
+  out = report.build_summary(result, spec, ds, grids, note)
   out['chunks_computed_this_run'] = computed
   out['seconds_this_run'] = round(time.time() - t0, 1)
-  write_json(workdir / 'summary.json', out)
-  table = markdown_table(out)
-  atomic_write(workdir / 'results.md', lambda f: f.write(table + '\n'))
+  chunks.write_json(workdir / 'summary.json', out)
+  table = report.markdown_table(out)
+  chunks.atomic_write(workdir / 'results.md', lambda f: f.write(table + '\n'))
   if plots:
     # matplotlib is imported by plots only, and only when plotting.
     from unirouter_jax import plots as plots_lib  # pylint: disable=g-import-not-at-top
@@ -758,7 +442,9 @@ def run(
     plots_lib.deferral_curves(workdir / 'plots' / 'deferral_curves.png', out)
     plots_lib.area_vs_hp(workdir / 'plots' / 'area_vs_k.png', out)
     if spec.heatmap_k:
-      cos_mm, corr_mm, order = psi_similarity(data, spec.heatmap_k, spec.seed)
+      cos_mm, corr_mm, order = report.psi_similarity(
+          data, spec.heatmap_k, spec.seed
+      )
       plots_lib.psi_heatmap(
           workdir / 'plots' / 'psi_similarity.png',
           cos_mm,
@@ -767,18 +453,6 @@ def run(
           list(ds.llm_names),
           title=f'{ds.name}: psi similarity (K = {spec.heatmap_k})',
       )
-      out['psi_similarity'] = psi_neighbours(corr_mm, list(ds.llm_names))
-      write_json(workdir / 'summary.json', out)
-  return out
-
-
-def psi_neighbours(corr_mm: np.ndarray, names: Sequence[str]) -> dict:
-  """Each LLM's most similar other LLM (centred psi cosine)."""
-  sim = np.array(corr_mm, np.float64)
-  np.fill_diagonal(sim, -np.inf)
-  out = {}
-  for i, name in enumerate(names):
-    if len(names) > 1:
-      j = int(np.argmax(sim[i]))
-      out[name] = {'nearest': names[j], 'similarity': float(sim[i, j])}
+      out['psi_similarity'] = report.psi_neighbours(corr_mm, list(ds.llm_names))
+      chunks.write_json(workdir / 'summary.json', out)
   return out
