@@ -224,8 +224,9 @@ prompts, averaged per prompt cluster (`psi`). Adding an LLM therefore needs
 only its answers to the probe prompts, graded: `router.add_llm` appends one
 column, and the clusters are untouched.
 
-This notebook trains a router on a few LLMs of AlpacaEval 2, labels an unseen
-LLM on the probe set, adds it, and shows
+This notebook trains a router on 10 of the 11 LLMs of the bundled RouterBench
+subset (ARC-Challenge, MBPP and Winogrande prompts, USD costs), labels the
+unseen 11th LLM on the probe set, adds it, and shows
 1. which test prompts move to the new LLM,
 2. how the deferral curve on held-out prompts changes,
 3. how many probe labels the new LLM needs.
@@ -233,17 +234,18 @@ LLM on the probe set, adds it, and shows
     code(PATHS),
     code("""
 # Parameters.
-DATASET = 'alpacaeval'
+DATASET = 'routerbench_subset'  # ARC-Challenge, MBPP, Winogrande; 11 LLMs
 OLD_LLMS = (  # the LLMs the router is trained on, cheap to dear
-    'phi-2', 'FuseChat-Llama-3.2-1B-Instruct', 'gemma-7b-it',
-    'vicuna-13b-v1.5', 'Qwen-14B-Chat', 'gpt-3.5-turbo-1106', 'claude-2',
-    'gpt4_0613_concise',
+    'mistralai/mistral-7b-chat', 'WizardLM/WizardLM-13B-V1.2',
+    'mistralai/mixtral-8x7b-chat', 'meta/code-llama-instruct-34b-chat',
+    'claude-instant-v1', 'meta/llama-2-70b-chat', 'gpt-3.5-turbo-1106',
+    'claude-v1', 'claude-v2', 'gpt-4-1106-preview',
 )
-NEW_LLM = 'FuseChat-Llama-3.2-3B-Instruct'  # unseen: cheap and strong
+NEW_LLM = 'zero-one-ai/Yi-34B-Chat'  # unseen: cheap and strong
 TEST_FRACTION = 0.3  # held-out prompts that score the routers
-PROBE_SIZE = 80  # labelled probe prompts per LLM
+PROBE_SIZE = 100  # labelled probe prompts per LLM
 K = 8  # clusters
-PROBE_SUBSETS = (5, 10, 20, 40, 80)  # probe labels given for the new LLM
+PROBE_SUBSETS = (5, 10, 25, 50, 100)  # probe labels given for the new LLM
 REPEATS = 2 if SMOKE else 20  # random probe subsets per size
 """),
     md("""
@@ -254,15 +256,12 @@ the `OLD_LLMS`.
 """),
     code("""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-import unirouter_jax as ur
-from unirouter_jax import data, encoder, protocol
+from unirouter_jax import data, encoder, router_io
 from unirouter_jax import router as router_lib
-from unirouter_jax import router_io
 
 ds = data.load(DATASET)
 emb_nd = encoder.bundled_embeddings(ds)
@@ -286,8 +285,9 @@ The probe set is what a new LLM must answer (`unirouter probe-set` writes it
 to a file):
 """),
     code("""
+# (The ends of the prompts: RouterBench prompts share long instructions.)
 pd.DataFrame({'prompt_id': router.probe_ids[:5],
-              'prompt': [t[:80] for t in router.probe_texts[:5]]})
+              'prompt (end)': [t[-80:] for t in router.probe_texts[:5]]})
 """),
     md("""
 ## 2. Label the unseen LLM on the probe set and add it
@@ -322,48 +322,42 @@ lam = float(calibration.calibrate_lambda(
 before = router_lib.route(router, emb_test, lam=lam)
 after = router_lib.route(router_new, emb_test, lam=lam)
 moves = pd.DataFrame({
+    'task': ds.tasks[test_idx] if ds.tasks is not None else '',
     'before': before.choice_names,
     'after': after.choice_names,
-    'prompt': [str(ds.prompts[i])[:70] for i in test_idx],
+    'prompt (end)': [str(ds.prompts[i])[-70:] for i in test_idx],
 })
 moved = moves[moves.after == NEW_LLM]
 print(f'lam = {lam:.4g}: {len(moved)} of {len(moves)} test prompts move to '
-      f'{NEW_LLM}; from:')
-print(moved.before.value_counts().to_string())
+      f'{NEW_LLM}.')
+display(pd.crosstab(moved.before, moved.task, margins=True))
 moved.head(8)
 """),
     md("""
 ## 4. How the deferral curve changes
 
-Both routers are scored on the held-out prompts with the protocol's own
-functions (`protocol.eval_set`, `protocol.curve_from_gamma`): the plug-in rule
-over a grid of cost weights, realised test quality and cost, the upper concave
-envelope on costs normalised to the full pool's range, and its Area. The old
-router cannot choose the new LLM (its estimate is `inf`).
+Both routers are scored on the held-out prompts with
+`router_eval.deferral_curve`, the protocol's own metric: the plug-in rule over
+a grid of cost weights among the router's LLMs, realised test quality and
+cost, the upper concave envelope on range-normalised cost (the new LLM is
+neither the cheapest nor the dearest, so both curves share one cost axis),
+and its Area.
 """),
     code("""
 import matplotlib.pyplot as plt
 
-test_data = ur.RoutingData.create(
-    emb_test, np.asarray(ds.quality_nm)[test_idx],
-    np.asarray(ds.cost_nm)[test_idx], np.asarray(ds.label_mask_nm)[test_idx],
-    ds.llm_names,
-)
-pool_m = jnp.ones((ds.num_llms,), bool)
-ev = protocol.eval_set(test_data, jnp.arange(n_test), pool_m)
-grid_g = jnp.linspace(0.0, 1.0, 101)
-lam_l = ur.lambda_grid(200)
+from unirouter_jax import router_eval
 
 
 def test_curve(r):
-  \"\"\"The protocol's curve of router `r` on the test prompts.\"\"\"
-  gamma_qm = router_lib.route(r, emb_test, lam=0.0).gamma_qm
-  missing = ds.num_llms - r.num_llms  # LLMs `r` does not know
-  gamma_qm = jnp.pad(gamma_qm, ((0, 0), (0, missing)), constant_values=jnp.inf)
-  cost_m = jnp.pad(r.cost_m, (0, missing))
-  return protocol.curve_from_gamma(gamma_qm, pool_m, cost_m, ev, lam_l, grid_g)
+  \"\"\"Deferral curve of router `r` on the labelled test prompts.\"\"\"
+  return router_eval.deferral_curve(
+      r, emb_test, np.asarray(ds.quality_nm)[test_idx],
+      np.asarray(ds.cost_nm)[test_idx], np.asarray(ds.label_mask_nm)[test_idx],
+      llm_names=ds.llm_names)
 
 
+grid_g = np.linspace(0.0, 1.0, 101)
 curves = {f'before ({router.num_llms} LLMs)': test_curve(router),
           f'after adding {NEW_LLM}': test_curve(router_new)}
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -377,7 +371,9 @@ plt.show()
 
 Give the new LLM labels on random subsets of the probe set only
 (`allow_missing=True`; a cluster without labels falls back to the LLM's mean
-error) and score each router as above. For the paper's study (every LLM's
+error) and score each router as above. More labels make the new LLM's `psi`
+more faithful, which on one test split need not mean a larger Area. For the
+paper's study (every LLM's
 probe set shrinks, UniRoute vs K-NN over many random splits) run
 `python experiments/val_size_study.py --config=configs/val_size_study.py --workdir=results/val_size`.
 """),
@@ -468,7 +464,8 @@ sweep = reproduce.load_sweep(str(ROOT / 'configs' / f'{CONFIG}.py'))
 if sweep and DATASETS:
   sweep = [p for p in sweep if p['data.name'] in DATASETS]
 print(config)
-print('sweep:', sweep)
+print('sweep (one run per entry):', sweep)
+print('overrides (applied last):', OVERRIDES)
 """),
     md("""
 ## Run

@@ -79,7 +79,7 @@ def _kernel_manager(kernel_dir: pathlib.Path, env: dict[str, str]):
 
 class NotebookTest(parameterized.TestCase):
 
-  @parameterized.parameters(*NOTEBOOKS)
+  @parameterized.named_parameters(*[(name, name) for name in NOTEBOOKS])
   def test_runs_top_to_bottom(self, name):
     nb = nbformat.read(COLABS / f'{name}.ipynb', as_version=4)
     # tempfile, not self.create_tempdir(): absl flags are unparsed under pytest.
@@ -90,7 +90,6 @@ class NotebookTest(parameterized.TestCase):
         {
             'UNIROUTER_SMOKE': '1',
             'UNIROUTER_WORKDIR': str(tmp / 'out'),
-            'MPLBACKEND': 'Agg',
             **EXTRA_ENV.get(name, {}),
         },
     )

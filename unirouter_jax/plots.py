@@ -2,7 +2,8 @@
 
 Every function reads plain host data (the ``summary.json`` dict written by
 :mod:`unirouter_jax.workdir`, or NumPy arrays) and writes one PNG
-atomically. The Agg backend is selected here, so no display is needed.
+atomically. Figures are built with the object API (``matplotlib.figure``),
+so no display is needed and a notebook's pyplot backend is left alone.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+from unirouter_jax.report import LABELS as _LABELS
 
 _STYLE = {
     'zero_router': dict(color='tab:gray', ls='--'),
@@ -29,16 +29,6 @@ _STYLE = {
     'mlp_oracle': dict(color='tab:purple', ls=':'),
     'matfac_oracle': dict(color='tab:brown', ls=':'),
     'oracle': dict(color='black', ls='-.', lw=1.0),
-}
-_LABELS = {
-    'zero_router': 'ZeroRouter',
-    'knn': 'K-NN',
-    'uniroute_kmeans': 'UniRoute (K-means)',
-    'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
-    'uniroute_learned_map': 'UniRoute (LearnedMap)',
-    'mlp_oracle': 'MLP (clairvoyant)',
-    'matfac_oracle': 'MatFac (clairvoyant)',
-    'oracle': 'Oracle (per prompt)',
 }
 
 
@@ -51,7 +41,6 @@ def _save(fig, path: str | os.PathLike) -> None:
     fig.savefig(tmp, dpi=120, bbox_inches='tight')
     os.replace(tmp, path)
   finally:
-    plt.close(fig)
     if os.path.exists(tmp):
       os.remove(tmp)
 
@@ -68,7 +57,8 @@ def deferral_curves(
     with_oracle: also draw the per-prompt Oracle (it dwarfs the others).
   """
   grid = np.asarray(summary['grid'])
-  fig, ax = plt.subplots(figsize=(7.5, 5.0))
+  fig = Figure(figsize=(7.5, 5.0))
+  ax = fig.subplots()
   for name, curve in summary['mean_curves'].items():
     if name == 'oracle' and not with_oracle:
       continue
@@ -110,7 +100,8 @@ def area_vs_hp(path, summary: Mapping[str, Any]) -> None:
       for n, h in summary.get('hyperparameters', {}).items()
       if h['hp'] == 'k' and len(h['values']) > 1
   }
-  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  fig = Figure(figsize=(6.5, 4.2))
+  ax = fig.subplots()
   for name, h in hps.items():
     k = np.asarray(h['values'])
     mean = np.asarray(h['test_area_mean'])
@@ -154,7 +145,8 @@ def psi_heatmap(
   labels = [names[i].split('/')[-1][:28] for i in order]
   m = len(order)
   size = min(4.0 + 0.16 * m, 22.0)
-  fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
+  fig = Figure(figsize=(2 * size + 1.5, size))
+  axes = fig.subplots(1, 2)
   for ax, sim, sub in (
       (axes[0], cos_mm, 'cosine of psi columns'),
       (axes[1], corr_mm, 'cosine of centred psi (error profile)'),
@@ -184,7 +176,8 @@ def val_size_curve(
     title: str = '',
 ) -> None:
   """Area against the size of the probe (validation) set, ±2 s.e. bands."""
-  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  fig = Figure(figsize=(6.5, 4.2))
+  ax = fig.subplots()
   x = np.asarray(n_val)
   for name in mean:
     mu = np.asarray(mean[name])

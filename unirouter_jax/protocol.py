@@ -406,8 +406,9 @@ def _trial(
         lambda *xs: jnp.concatenate(xs), *[c for _, c in group]
     )
     out = _curves(stacked, grid_g)
-    ends = np.cumsum([c['x_p'].shape[0] for _, c in group])
-    for (tag, _), lo, hi in zip(group, ends - ends[0], ends, strict=True):
+    sizes = np.asarray([c['x_p'].shape[0] for _, c in group])
+    ends = np.cumsum(sizes)
+    for (tag, _), lo, hi in zip(group, ends - sizes, ends, strict=True):
       curves[tag] = jax.tree.map(functools.partial(_rows, lo, hi), out)
   methods = {
       name: _method_result(curves[(name, 'test')], curves.get((name, 'val')))

@@ -332,7 +332,7 @@ def run_trials(
     desc: str = '',
 ) -> tuple[TrialResult, int]:
   """Runs (or resumes) all chunks; returns all trials and chunks computed."""
-  from tqdm import auto as tqdm  # pylint: disable=g-import-not-at-top
+  import tqdm  # pylint: disable=g-import-not-at-top
 
   chunk = min(spec.chunk_size, spec.num_trials)
   num_chunks = -(-spec.num_trials // chunk)
