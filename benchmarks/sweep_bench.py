@@ -168,7 +168,9 @@ def child_jax(shape, trials, flop_trials):
   # n_iter is of the best restart; the others ran about as many. Per Lloyd
   # step: distances 2 n k d (every prompt, mask-weighted) + update n d;
   # plus the final inertia pass and k-means++ (2 n d per centre).
-  per_run = (n_iter + 1) * (2 * n * k_max * d + n * d) + 2 * n * d * k_max
+  per_run = (n_iter.astype(np.float64) + 1) * (
+      2 * n * k_max * d + n * d
+  ) + 2 * n * d * k_max
   flops = float(per_run.sum()) * N_INIT
   dev = jax.devices()[0]
   stats = dev.memory_stats() if hasattr(dev, 'memory_stats') else None
@@ -313,7 +315,9 @@ def child_ref(shape, trials):
 
 def _spawn(args):
   cmd = [sys.executable, os.path.abspath(__file__)] + args
-  out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+  out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+  if out.returncode:
+    raise RuntimeError(f'{" ".join(args)} failed:\n{out.stderr[-3000:]}')
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
