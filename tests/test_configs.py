@@ -23,8 +23,17 @@ class ConfigsTest(parameterized.TestCase):
 
   def test_every_config_is_listed(self):
     self.assertContainsSubset(
-        {'default', 'bundled', 'routerbench_subset', 'llmrouter_dc',
-         'alpacaeval', 'embedllm', 'routerbench', 'sprout', 'val_size_study'},
+        {
+            'default',
+            'bundled',
+            'routerbench_subset',
+            'llmrouter_dc',
+            'alpacaeval',
+            'embedllm',
+            'routerbench',
+            'sprout',
+            'val_size_study',
+        },
         set(CONFIGS),
     )
 
@@ -34,8 +43,15 @@ class ConfigsTest(parameterized.TestCase):
     self.assertTrue(config.is_locked)
     with self.assertRaises(AttributeError):
       config.new_field = 1
-    for section in ('data', 'protocol', 'clustering', 'cluster_map',
-                    'routing', 'sweep', 'output'):
+    for section in (
+        'data',
+        'protocol',
+        'clustering',
+        'cluster_map',
+        'routing',
+        'sweep',
+        'output',
+    ):
       self.assertIn(section, config)
     if name in UPSTREAM:
       with self.assertRaisesRegex(ValueError, 'data.name'):

@@ -61,8 +61,9 @@ class AddedEstimatorTest(absltest.TestCase):
     est = low_rank_uniroute.estimator(rank=4, epochs=2)
     every = methods.builtin_estimators()
     ests = {'uniroute_kmeans': every['uniroute_kmeans'], est.name: est}
-    res = protocol.run_protocol(jax.random.key(0), data, ests,
-                                dataclasses.replace(CFG, num_trials=2))
+    res = protocol.run_protocol(
+        jax.random.key(0), data, ests, dataclasses.replace(CFG, num_trials=2)
+    )
     area = np.asarray(res.methods[est.name].metrics.area)
     self.assertEqual(area.shape, (2,))
     self.assertTrue(np.all((area > 0) & (area <= 1)))

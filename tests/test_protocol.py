@@ -195,15 +195,17 @@ class ProtocolTest(parameterized.TestCase):
       self.assertTrue(np.all(np.asarray(m.area) <= 1.0 + 1e-6), name)
 
   def test_uniroute_beats_zero_router_on_clustered_data(self):
-    res = protocol.run_protocol(
-        jax.random.key(5), self.data, _estimators(), CFG
+    data, _, _ = synthetic.cluster_routing_problem(
+        5, n=300, m=6, k=6, specialists=True
     )
+    res = protocol.run_protocol(jax.random.key(5), data, _estimators(), CFG)
     uni = np.asarray(res.methods['uniroute_kmeans'].metrics.area)
     zero = np.asarray(res.methods['zero_router'].metrics.area)
     oracle = np.asarray(res.oracle.area)
-    # Labels depend on the blob, so cluster routing must help (margin 0.01)
-    # and cannot beat the per-prompt oracle (tolerance 1e-6).
-    self.assertTrue(np.all(uni > zero + 0.01), (uni, zero))
+    # Each LLM is the specialist of its own blob, so routing each blob to its
+    # specialist gains 0.05-0.08 Area over any single LLM; require 0.03 in every
+    # trial. It cannot beat the per-prompt oracle (tolerance 1e-6).
+    self.assertTrue(np.all(uni > zero + 0.03), (uni, zero))
     self.assertTrue(np.all(uni <= oracle + 1e-6), (uni, oracle))
 
   def test_bad_inputs_raise(self):

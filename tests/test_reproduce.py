@@ -71,9 +71,15 @@ class ReproduceTest(absltest.TestCase):
     (first,) = reproduce.run(config, wd, log=logs.append)
 
     # Files of a self-describing workdir.
-    for name in ('config.json', 'metrics.jsonl', 'summary.json', 'results.md',
-                 'plots/deferral_curves.png', 'plots/area_vs_k.png',
-                 'plots/psi_similarity.png'):
+    for name in (
+        'config.json',
+        'metrics.jsonl',
+        'summary.json',
+        'results.md',
+        'plots/deferral_curves.png',
+        'plots/area_vs_k.png',
+        'plots/psi_similarity.png',
+    ):
       self.assertTrue((wd / name).exists(), name)
     summary = json.loads((wd / 'summary.json').read_text())
     self.assertEqual(summary['trials'], config.protocol.num_trials)
@@ -81,7 +87,9 @@ class ReproduceTest(absltest.TestCase):
     for row in summary['methods'].values():
       self.assertTrue(np.isfinite(row['area']) and np.isfinite(row['area50']))
       self.assertTrue(row['qnc'] == 'inf' or np.isfinite(row['qnc']))
-    records = [json.loads(x) for x in (wd / 'metrics.jsonl').read_text().splitlines()]
+    records = [
+        json.loads(x) for x in (wd / 'metrics.jsonl').read_text().splitlines()
+    ]
     self.assertLen(records, config.protocol.num_trials * (len(METHODS) + 1))
     self.assertIn('| UniRoute (K-means) |', (wd / 'results.md').read_text())
     self.assertTrue(any('Plots:' in s for s in logs))
@@ -97,10 +105,13 @@ class ReproduceTest(absltest.TestCase):
     for name in first['methods']:
       # Same splits and keys: equal up to float32 reduction order (1e-6).
       self.assertAlmostEqual(
-          first['methods'][name]['area'], second['methods'][name]['area'],
+          first['methods'][name]['area'],
+          second['methods'][name]['area'],
           delta=1e-6,
       )
-    records = [json.loads(x) for x in (wd / 'metrics.jsonl').read_text().splitlines()]
+    records = [
+        json.loads(x) for x in (wd / 'metrics.jsonl').read_text().splitlines()
+    ]
     self.assertLen(records, config.protocol.num_trials * (len(METHODS) + 1))
 
     # A rerun with nothing missing computes nothing.
