@@ -14,6 +14,7 @@ from unirouter_jax.estimator import (
     Estimator,
     EvalSet,
     TrialInputs,
+    TwoStageFit,
     single_point,
 )
 from unirouter_jax.features import llm_features, shrunk_psi
@@ -43,6 +44,12 @@ from unirouter_jax.structs import (
     Split,
 )
 from unirouter_jax.summary import summarise
+from unirouter_jax.sweep import (
+    prepare_sweep,
+    run_sweep,
+    trial_mesh,
+    tuned_config,
+)
 
 __version__ = '0.1.0'
 
@@ -58,6 +65,7 @@ __all__ = (
     'Split',
     'TrialInputs',
     'TrialResult',
+    'TwoStageFit',
     'assign',
     'builtin_estimators',
     'curve_metrics',
@@ -69,15 +77,19 @@ __all__ = (
     'lloyd',
     'make_splits',
     'one_hot_assign',
+    'prepare_sweep',
     'oracle_gamma',
     'responsibilities',
     'route',
     'route_grid',
     'run_protocol',
+    'run_sweep',
     'shrunk_psi',
     'single_point',
     'soft_kmeans',
     'summarise',
+    'trial_mesh',
+    'tuned_config',
     'uniroute_gamma',
     'upper_envelope',
     'zero_router_points',
