@@ -9,7 +9,7 @@ Datasets (``sweep()``): the RouterBench subset (11 LLMs, USD per prompt),
 LLMRouter DC (9 LLMs, USD from its price table) and AlpacaEval 2 (~53 LLMs),
 each with its protocol of ``unirouter_jax.workdir.DATASET_PROTOCOL``.
 
-Variants: default (``make run``) uses 50 trials per dataset [project choice]
+Variants: default (``make run``) uses 20 trials per dataset [project choice]
 so that the whole run, first-time compilation included, finishes in under
 10 minutes on a 2-core CPU; ``full`` uses the paper's 400 trials; ``tiny``
 is a seconds-long smoke test.
@@ -29,7 +29,7 @@ from unirouter_jax.workdir import DATASET_PROTOCOL
 
 DATASETS = ('routerbench_subset', 'llmrouter_dc', 'alpacaeval')
 # Trials of `make run` on a 2-core CPU (measured; see the README).
-QUICK_TRIALS = 50
+QUICK_TRIALS = 20
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

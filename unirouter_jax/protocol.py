@@ -32,14 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from unirouter_jax import baselines, metrics, routing
+from unirouter_jax import baselines, metrics, routing, views
 from unirouter_jax.estimator import (
     Estimator,
     EvalSet,
-    TrialInputs,
     TwoStageFit,
 )
 from unirouter_jax.structs import CurveMetrics, RoutingData, Split
+from unirouter_jax.views import eval_set, selection_inputs, trial_inputs
 
 Array = jax.Array
 
@@ -126,69 +126,6 @@ def make_splits(key: Array, n: int, m: int, config: ProtocolConfig) -> Split:
     )
 
   return jax.vmap(one)(jax.random.split(key, config.num_trials))
-
-
-def _indicator(idx, n):
-  return jnp.zeros((n,), bool).at[idx].set(True)
-
-
-def _mean_cost(cost_nm, idx):
-  return cost_nm[idx].mean(0)
-
-
-def trial_inputs(
-    data: RoutingData, split: Split, *, clairvoyant: bool = False
-) -> TrialInputs:
-  """The test view: what an estimator may see in this trial."""
-  n = data.num_prompts
-  train_n = _indicator(split.train_idx, n)
-  val_n = _indicator(split.val_idx, n)
-  any_llm = split.train_llm_m | split.test_llm_m
-  if clairvoyant:
-    allowed = (train_n | val_n)[:, None] & any_llm[None, :]
-  else:
-    allowed = (train_n[:, None] & split.train_llm_m[None, :]) | (
-        val_n[:, None] & any_llm[None, :]
-    )
-  visible = allowed & data.label_mask_nm
-  return TrialInputs(
-      emb_nd=data.emb_nd,
-      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
-      visible_nm=visible,
-      train_idx=split.train_idx,
-      val_idx=split.val_idx,
-      train_llm_m=split.train_llm_m,
-      pool_m=split.test_llm_m,
-      cost_m=_mean_cost(data.cost_nm, split.val_idx),
-  )
-
-
-def selection_inputs(data: RoutingData, split: Split) -> TrialInputs:
-  """The selection view: training LLMs only, ``psi`` from the training set."""
-  n = data.num_prompts
-  train_n = _indicator(split.train_idx, n)
-  visible = train_n[:, None] & split.train_llm_m[None, :] & data.label_mask_nm
-  return TrialInputs(
-      emb_nd=data.emb_nd,
-      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
-      visible_nm=visible,
-      train_idx=split.train_idx,
-      val_idx=split.train_idx,
-      train_llm_m=split.train_llm_m,
-      pool_m=split.train_llm_m,
-      cost_m=_mean_cost(data.cost_nm, split.train_idx),
-  )
-
-
-def eval_set(data: RoutingData, idx: Array, pool_m: Array) -> EvalSet:
-  """True labels and realised costs of the prompts ``idx``."""
-  mask_qm = data.label_mask_nm[idx]
-  return EvalSet(
-      quality_qm=data.quality_nm[idx],
-      label_mask_qm=mask_qm,
-      cost_qm=data.cost_nm[idx],
-      weight_q=(mask_qm & pool_m[None, :]).any(1).astype(data.quality_nm.dtype),
-  )
 
 
 def _curve_inputs(cost_p, quality_p, mask_p, pool_m, ev: EvalSet):
@@ -381,7 +318,7 @@ def _trial(
       for name, est in estimators.items()
   }
   oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
-  rule_cost = _mean_cost(data.cost_nm, split.val_idx)
+  rule_cost = views.mean_cost(data.cost_nm, split.val_idx)
   cost_l, quality_l = _gamma_points(
       oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l
   )

@@ -1,0 +1,87 @@
+"""What each party may see in one trial of the protocol (method.md 2.4, 3).
+
+* :func:`trial_inputs`, the **test view**: training LLMs on training prompts
+  and every LLM on the probe (validation) prompts; clairvoyant references
+  also see test LLMs on training prompts. Test prompts never enter.
+* :func:`selection_inputs`, the **selection view**: training LLMs only,
+  ``psi`` from the training set, to choose hyperparameters per trial.
+* :func:`eval_set`: the true labels and realised costs a router is scored on.
+
+Labels an estimator may not use are zeroed with ``jnp.where`` and masked, so
+poisoning them (even with NaN) cannot change what it computes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from unirouter_jax.estimator import EvalSet, TrialInputs
+from unirouter_jax.structs import RoutingData, Split
+
+Array = jax.Array
+
+
+def indicator(idx, n):
+  """``[n]`` bool, True at ``idx``."""
+  return jnp.zeros((n,), bool).at[idx].set(True)
+
+
+def mean_cost(cost_nm, idx):
+  """``[m]`` mean cost of each LLM over the prompts ``idx``."""
+  return cost_nm[idx].mean(0)
+
+
+def trial_inputs(
+    data: RoutingData, split: Split, *, clairvoyant: bool = False
+) -> TrialInputs:
+  """The test view: what an estimator may see in this trial."""
+  n = data.num_prompts
+  train_n = indicator(split.train_idx, n)
+  val_n = indicator(split.val_idx, n)
+  any_llm = split.train_llm_m | split.test_llm_m
+  if clairvoyant:
+    allowed = (train_n | val_n)[:, None] & any_llm[None, :]
+  else:
+    allowed = (train_n[:, None] & split.train_llm_m[None, :]) | (
+        val_n[:, None] & any_llm[None, :]
+    )
+  visible = allowed & data.label_mask_nm
+  return TrialInputs(
+      emb_nd=data.emb_nd,
+      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
+      visible_nm=visible,
+      train_idx=split.train_idx,
+      val_idx=split.val_idx,
+      train_llm_m=split.train_llm_m,
+      pool_m=split.test_llm_m,
+      cost_m=mean_cost(data.cost_nm, split.val_idx),
+  )
+
+
+def selection_inputs(data: RoutingData, split: Split) -> TrialInputs:
+  """The selection view: training LLMs only, ``psi`` from the training set."""
+  n = data.num_prompts
+  train_n = indicator(split.train_idx, n)
+  visible = train_n[:, None] & split.train_llm_m[None, :] & data.label_mask_nm
+  return TrialInputs(
+      emb_nd=data.emb_nd,
+      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
+      visible_nm=visible,
+      train_idx=split.train_idx,
+      val_idx=split.train_idx,
+      train_llm_m=split.train_llm_m,
+      pool_m=split.train_llm_m,
+      cost_m=mean_cost(data.cost_nm, split.train_idx),
+  )
+
+
+def eval_set(data: RoutingData, idx: Array, pool_m: Array) -> EvalSet:
+  """True labels and realised costs of the prompts ``idx``."""
+  mask_qm = data.label_mask_nm[idx]
+  return EvalSet(
+      quality_qm=data.quality_nm[idx],
+      label_mask_qm=mask_qm,
+      cost_qm=data.cost_nm[idx],
+      weight_q=(mask_qm & pool_m[None, :]).any(1).astype(data.quality_nm.dtype),
+  )
