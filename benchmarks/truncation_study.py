@@ -61,18 +61,20 @@ def main() -> None:
       f'\n{args.dataset}, {args.trials} paired trials, '
       f'{platform.processor() or platform.machine()}, jax {jax.__version__}'
   )
-  print('| policy | method | Area (mean curve) | per-trial mean [95% CI] |'
-        ' vs head (W/L, p) |')
+  print(
+      '| policy | method | Area (mean curve) | per-trial mean [95% CI] |'
+      ' vs head (W/L, p) |'
+  )
   print('|---|---|---|---|---|')
   for policy, name, row in rows:
     lo, hi = row['area_ci']
     if policy == 'head':
       test = '-'
     else:
-      w, l, _, p = stats.sign_test(
+      wins, losses, _, p = stats.sign_test(
           per_trial[policy, name], per_trial['head', name]
       )
-      test = f'{w}/{l}, p={p:.2g}'
+      test = f'{wins}/{losses}, p={p:.2g}'
     print(
         f'| {policy} | {name} | {row["area"]:.4f} | '
         f'{row["area_trial_mean"]:.4f} [{lo:.4f}, {hi:.4f}] | {test} |'

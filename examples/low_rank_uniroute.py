@@ -23,9 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unirouter_jax import features
-from unirouter_jax import kmeans
-from unirouter_jax import routing
+from unirouter_jax import features, kmeans, routing
 from unirouter_jax.estimator import Estimator, TrialInputs
 
 
@@ -36,8 +34,9 @@ def _phi(theta, emb_qd, cluster_mask_k):
 
 
 def _loss(theta, emb_bd, err_bm, w_bm, psi_km, cluster_mask_k, eps=1e-4):
-  gamma_bm = jnp.clip(_phi(theta, emb_bd, cluster_mask_k) @ psi_km, eps,
-                      1 - eps)
+  gamma_bm = jnp.clip(
+      _phi(theta, emb_bd, cluster_mask_k) @ psi_km, eps, 1 - eps
+  )
   nll_bm = -(err_bm * jnp.log(gamma_bm) + (1 - err_bm) * jnp.log1p(-gamma_bm))
   return jnp.sum(w_bm * nll_bm) / jnp.maximum(jnp.sum(w_bm), 1.0)
 
@@ -47,8 +46,7 @@ def fit(key, inputs: TrialInputs, hp, pad, *, rank=16, epochs=5, batch=64):
   k_key, a_key, b_key, s_key = jax.random.split(key, 4)
   n, d = inputs.emb_nd.shape
   weight_n = jnp.zeros((n,)).at[inputs.train_idx].set(1.0)
-  clustering = kmeans.kmeans(k_key, inputs.emb_nd, weight_n, hp['k'],
-                             k_max=pad)
+  clustering = kmeans.kmeans(k_key, inputs.emb_nd, weight_n, hp['k'], k_max=pad)
   mask_k = clustering.cluster_mask_k
   feats = features.llm_features(
       kmeans.one_hot_assign(inputs.emb_nd[inputs.val_idx], clustering),
@@ -68,8 +66,14 @@ def fit(key, inputs: TrialInputs, hp, pad, *, rank=16, epochs=5, batch=64):
   def step(carry, pos_b):
     theta, state = carry
     idx = inputs.train_idx[pos_b]
-    grads = jax.grad(_loss)(theta, inputs.emb_nd[idx], inputs.error_nm[idx],
-                            w_nm[idx], feats.psi_km, mask_k)
+    grads = jax.grad(_loss)(
+        theta,
+        inputs.emb_nd[idx],
+        inputs.error_nm[idx],
+        w_nm[idx],
+        feats.psi_km,
+        mask_k,
+    )
     updates, state = opt.update(grads, state, theta)
     return (optax.apply_updates(theta, updates), state), None
 
@@ -77,8 +81,9 @@ def fit(key, inputs: TrialInputs, hp, pad, *, rank=16, epochs=5, batch=64):
     perm = jax.random.permutation(ekey, n_train)[: steps * batch]
     return jax.lax.scan(step, carry, perm.reshape(steps, -1))[0], None
 
-  (theta, _), _ = jax.lax.scan(epoch, (theta, opt.init(theta)),
-                               jax.random.split(s_key, epochs))
+  (theta, _), _ = jax.lax.scan(
+      epoch, (theta, opt.init(theta)), jax.random.split(s_key, epochs)
+  )
   return {'theta': theta, 'psi_km': feats.psi_km, 'mask_k': mask_k}
 
 

@@ -8,8 +8,7 @@ from absl.testing import absltest
 
 from examples import low_rank_uniroute
 from tests import synthetic
-from unirouter_jax import methods
-from unirouter_jax import protocol
+from unirouter_jax import methods, protocol
 
 CFG = protocol.ProtocolConfig(num_trials=2, grid_points=51, trial_batch_size=2)
 

@@ -5,12 +5,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl.testing import absltest
-from absl.testing import parameterized
+from absl.testing import absltest, parameterized
 
 from tests import synthetic
-from unirouter_jax import methods
-from unirouter_jax import protocol
+from unirouter_jax import methods, protocol
 from unirouter_jax.estimator import Estimator
 
 CFG = protocol.ProtocolConfig(
