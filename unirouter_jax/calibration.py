@@ -228,14 +228,8 @@ def calibrate_lambda(
       )
   emb = router_lib.check_embeddings(router, emb_qd)
   pool_m = router_lib.pool_mask(router, pool)
-  _, gamma_qm, _ = router_lib._route_arrays(  # pylint: disable=protected-access
-      router.centroids_kd,
-      router.cluster_mask_k,
-      router.psi_km,
-      router.cost_m,
-      pool_m,
-      emb,
-      jnp.zeros((), jnp.float32),
+  _, gamma_qm, _ = router_lib.route_arrays(
+      router, pool_m, emb, jnp.zeros((), jnp.float32)
   )
   shape = gamma_qm.shape
   realised = quality_qm is not None
@@ -284,14 +278,8 @@ def route_calibrated(
   emb = router_lib.check_embeddings(router, emb_qd)
   alt_q = jax.random.uniform(key, (emb.shape[0],)) < calib.mix
   lam_q = jnp.where(alt_q, calib.lam_alt, calib.lam).astype(jnp.float32)
-  choice_q, gamma_qm, cluster_q = router_lib._route_arrays(  # pylint: disable=protected-access
-      router.centroids_kd,
-      router.cluster_mask_k,
-      router.psi_km,
-      router.cost_m,
-      router_lib.pool_mask(router, pool),
-      emb,
-      lam_q,
+  choice_q, gamma_qm, cluster_q = router_lib.route_arrays(
+      router, router_lib.pool_mask(router, pool), emb, lam_q
   )
   return router_lib.RouteOutput(
       choice_q=choice_q,

@@ -54,6 +54,7 @@ __all__ = (
     'probe_labels_array',
     'remove_llm',
     'route',
+    'route_arrays',
     'set_cost',
     'set_shrinkage',
 )
@@ -375,6 +376,23 @@ def _route_arrays(
   return choice_q, gamma_qm, cluster_q
 
 
+def route_arrays(router: Router, pool_m: Array, emb_qd: Array, lam):
+  """``(choice_q, gamma_qm, cluster_q)`` for validated inputs.
+
+  ``lam`` is ``[]`` or ``[q]`` (per prompt, for randomised mixing); the
+  jitted core behind :func:`route` and the calibration functions.
+  """
+  return _route_arrays(
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.psi_km,
+      router.cost_m,
+      pool_m,
+      emb_qd,
+      lam,
+  )
+
+
 def pool_mask(router: Router, pool: Sequence[str] | None) -> Array:
   """``[m]`` bool mask of the LLM names in ``pool`` (None = every LLM)."""
   if pool is None:
@@ -441,15 +459,7 @@ def route(
   if not (np.isfinite(lam) and lam >= 0):
     raise ValueError(f'lam: expected a finite value >= 0, got {lam!r}.')
   lam = jnp.asarray(lam, jnp.float32)
-  choice_q, gamma_qm, cluster_q = _route_arrays(
-      router.centroids_kd,
-      router.cluster_mask_k,
-      router.psi_km,
-      router.cost_m,
-      pool_m,
-      emb,
-      lam,
-  )
+  choice_q, gamma_qm, cluster_q = route_arrays(router, pool_m, emb, lam)
   return RouteOutput(
       choice_q=choice_q,
       gamma_qm=gamma_qm,
