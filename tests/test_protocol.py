@@ -109,9 +109,6 @@ class ProtocolTest(parameterized.TestCase):
     key = jax.random.key(3)
     splits = protocol.make_splits(key, 300, 6, CFG)
     names = FAST + ('uniroute_soft_kmeans',)
-    clean = protocol.run_protocol(
-        key, self.data, _estimators(names), CFG, splits=splits
-    )
     # Poison every label a fair method must not see in trial 0: the test
     # prompts (all LLMs) and the test LLMs on the training prompts.
     split0 = _slice(splits, 0, 1)
@@ -156,7 +153,6 @@ class ProtocolTest(parameterized.TestCase):
           base.methods[name].val_area_g,
           atol=1e-6,
       )
-    del clean
 
   def test_compiles_once_across_chunks(self):
     traces = []
