@@ -32,6 +32,25 @@ def mean_cost(cost_nm, idx):
   return cost_nm[idx].mean(0)
 
 
+def _view(data: RoutingData, allowed_nm, split: Split, probe_idx, pool_m):
+  """A :class:`TrialInputs` whose labels outside ``allowed_nm`` are hidden.
+
+  ``probe_idx`` are the prompts ``psi`` comes from; the rule charges each
+  LLM its mean cost on them.
+  """
+  visible = allowed_nm & data.label_mask_nm
+  return TrialInputs(
+      emb_nd=data.emb_nd,
+      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
+      visible_nm=visible,
+      train_idx=split.train_idx,
+      val_idx=probe_idx,
+      train_llm_m=split.train_llm_m,
+      pool_m=pool_m,
+      cost_m=mean_cost(data.cost_nm, probe_idx),
+  )
+
+
 def trial_inputs(
     data: RoutingData, split: Split, *, clairvoyant: bool = False
 ) -> TrialInputs:
@@ -46,34 +65,15 @@ def trial_inputs(
     allowed = (train_n[:, None] & split.train_llm_m[None, :]) | (
         val_n[:, None] & any_llm[None, :]
     )
-  visible = allowed & data.label_mask_nm
-  return TrialInputs(
-      emb_nd=data.emb_nd,
-      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
-      visible_nm=visible,
-      train_idx=split.train_idx,
-      val_idx=split.val_idx,
-      train_llm_m=split.train_llm_m,
-      pool_m=split.test_llm_m,
-      cost_m=mean_cost(data.cost_nm, split.val_idx),
-  )
+  return _view(data, allowed, split, split.val_idx, split.test_llm_m)
 
 
 def selection_inputs(data: RoutingData, split: Split) -> TrialInputs:
   """The selection view: training LLMs only, ``psi`` from the training set."""
   n = data.num_prompts
   train_n = indicator(split.train_idx, n)
-  visible = train_n[:, None] & split.train_llm_m[None, :] & data.label_mask_nm
-  return TrialInputs(
-      emb_nd=data.emb_nd,
-      error_nm=jnp.where(visible, 1.0 - data.quality_nm, 0.0),
-      visible_nm=visible,
-      train_idx=split.train_idx,
-      val_idx=split.train_idx,
-      train_llm_m=split.train_llm_m,
-      pool_m=split.train_llm_m,
-      cost_m=mean_cost(data.cost_nm, split.train_idx),
-  )
+  allowed = train_n[:, None] & split.train_llm_m[None, :]
+  return _view(data, allowed, split, split.train_idx, split.train_llm_m)
 
 
 def eval_set(data: RoutingData, idx: Array, pool_m: Array) -> EvalSet:
