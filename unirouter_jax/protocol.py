@@ -429,7 +429,7 @@ def run_protocol(
   num_trials = splits.train_idx.shape[0]
   fn = _compiled_protocol(
       tuple(estimators.items()),
-      _freeze(grids),
+      freeze_grids(grids),
       tuple(sorted(pads.items())),
       config.num_lambdas,
       config.grid_points,
@@ -439,7 +439,8 @@ def run_protocol(
   return fn(splits, data)
 
 
-def _freeze(grids):
+def freeze_grids(grids):
+  """Grids as nested tuples: hashable static arguments of the compiled program."""
   return tuple(
       (name, tuple((k, tuple(np.asarray(v).tolist())) for k, v in g.items()))
       for name, g in grids.items()

@@ -135,7 +135,7 @@ def prepare_sweep(
   fn = _sharded_program(
       mesh,
       tuple(estimators.items()),
-      protocol._freeze(grids),  # pylint: disable=protected-access
+      protocol.freeze_grids(grids),
       tuple(sorted(pads.items())),
       config.num_lambdas,
       config.grid_points,
