@@ -40,6 +40,27 @@ from unirouter_jax.structs import Clustering, LLMFeatures
 Array = jax.Array
 
 
+def _reused(factory):
+  """Equal arguments give the same ``Estimator`` object.
+
+  Compiled protocols are cached by estimator identity (its functions compare
+  by identity), so without this every call of a factory would compile the
+  whole protocol again. Estimators are frozen, so sharing one is safe.
+  Unhashable arguments (a list of betas) just build a new one.
+  """
+  cached = functools.cache(factory)
+
+  @functools.wraps(factory)
+  def build(*args, **kwargs):
+    try:
+      hash((args, tuple(kwargs.items())))
+    except TypeError:
+      return factory(*args, **kwargs)
+    return cached(*args, **kwargs)
+
+  return build
+
+
 def kmeans_k_grid(n_train: int, n_val: int, num: int = 8) -> np.ndarray:
   """K candidates 3..max(8, N_val / 50) (method.md 2.4), at most ``num``."""
   hi = max(8, n_val // 50)
@@ -233,6 +254,7 @@ def _oracle_gamma(params, emb_qd, inputs, pad, *, kind):
   return oracles.oracle_gamma(params, emb_qd, kind=kind)
 
 
+@_reused
 def uniroute_kmeans(*, n_init: int = 3, max_iter: int = 100) -> Estimator:
   """UniRoute (K-means), method.md 2.1."""
   return Estimator(
@@ -250,6 +272,7 @@ def uniroute_kmeans(*, n_init: int = 3, max_iter: int = 100) -> Estimator:
   )
 
 
+@_reused
 def uniroute_soft_kmeans(
     *, betas=(4.0, 16.0, 64.0, 256.0), n_init: int = 3
 ) -> Estimator:
@@ -273,6 +296,7 @@ def uniroute_soft_kmeans(
   )
 
 
+@_reused
 def uniroute_learned_map(
     *, arch: str = 'mlp', epochs: int = 5, lr: float = 5e-3
 ) -> Estimator:
@@ -293,6 +317,7 @@ def uniroute_learned_map(
   )
 
 
+@_reused
 def knn() -> Estimator:
   """K-NN over the validation prompts, method.md 2.3."""
   return Estimator(
@@ -305,6 +330,7 @@ def knn() -> Estimator:
   )
 
 
+@_reused
 def zero_router() -> Estimator:
   """ZeroRouter: the lower convex hull of (cost, validation error)."""
   return Estimator(
@@ -317,6 +343,7 @@ def zero_router() -> Estimator:
   )
 
 
+@_reused
 def clairvoyant_oracle(kind: str, *, epochs: int = 30) -> Estimator:
   """Clairvoyant MLP / MatFac (see test-LLM labels), method.md 2.3."""
   if kind not in ('mlp', 'matfac'):
