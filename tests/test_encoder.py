@@ -1,5 +1,6 @@
 """Tests of unirouter_jax.encoder: parity with sentence-transformers, inputs."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -80,6 +81,12 @@ class ParityTest(parameterized.TestCase):
     idx = [7, 0, 12, 3]
     emb_nd = self.enc([self.texts[i] for i in idx])
     np.testing.assert_allclose(emb_nd, self.emb_nd[idx], atol=2e-5)
+
+  def test_concurrent_small_batches_keep_row_order(self):
+    # Many one- and two-row batches in flight on three threads: each result
+    # must land in its own rows.
+    many = dataclasses.replace(self.enc, tokens_per_batch=128, threads=3)
+    np.testing.assert_allclose(many(self.texts), self.emb_nd, atol=2e-5)
 
   def test_no_recompilation(self):
     cache_size = getattr(minilm._forward, '_cache_size', None)
