@@ -38,8 +38,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix $(wildcard $(LINTED))
 	$(VENV)/bin/pyink --quiet $(wildcard $(LINTED))
 
+# -n auto: one pytest-xdist worker per core; tests share one compilation
+# cache (tests/conftest.py), so a program compiles once per run.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
