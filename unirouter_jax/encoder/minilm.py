@@ -10,11 +10,11 @@ process, however many batches it runs.
 from __future__ import annotations
 
 import dataclasses
-from concurrent import futures
 import functools
 import os
 import sys
 from collections.abc import Sequence
+from concurrent import futures
 from typing import Any
 
 import jax
