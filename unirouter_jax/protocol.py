@@ -428,22 +428,31 @@ def run_protocol(
     splits = make_splits(key, data.num_prompts, data.num_llms, config)
   num_trials = splits.train_idx.shape[0]
   fn = _compiled_protocol(
-      tuple(estimators.items()),
-      freeze_grids(grids),
-      tuple(sorted(pads.items())),
-      config.num_lambdas,
-      config.grid_points,
-      min(config.trial_batch_size, num_trials),
-      config.grid_batch_size,
+      *static_args(
+          estimators,
+          grids,
+          pads,
+          config,
+          min(config.trial_batch_size, num_trials),
+      )
   )
   return fn(splits, data)
 
 
-def freeze_grids(grids):
-  """Grids as nested tuples: hashable static arguments of the compiled program."""
-  return tuple(
+def static_args(estimators, grids, pads, config: ProtocolConfig, batch_size):
+  """``protocol_fn``'s arguments, hashable: the compiled program's cache key."""
+  frozen_grids = tuple(
       (name, tuple((k, tuple(np.asarray(v).tolist())) for k, v in g.items()))
       for name, g in grids.items()
+  )
+  return (
+      tuple(estimators.items()),
+      frozen_grids,
+      tuple(sorted(pads.items())),
+      config.num_lambdas,
+      config.grid_points,
+      batch_size,
+      config.grid_batch_size,
   )
 
 

@@ -134,13 +134,9 @@ def prepare_sweep(
   per_dev = padded.train_idx.shape[0] // num_dev
   fn = _sharded_program(
       mesh,
-      tuple(estimators.items()),
-      protocol.freeze_grids(grids),
-      tuple(sorted(pads.items())),
-      config.num_lambdas,
-      config.grid_points,
-      min(config.trial_batch_size, per_dev),
-      config.grid_batch_size,
+      *protocol.static_args(
+          estimators, grids, pads, config, min(config.trial_batch_size, per_dev)
+      ),
   )
   return SweepProgram(
       fn=fn,
