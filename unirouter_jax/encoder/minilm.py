@@ -27,7 +27,7 @@ DEFAULT_POLICY = 'tail'
 # Padded tokens per batch. On CPU small batches stay in cache: 1,024 tokens
 # encode ~1.3x faster than 4,096 (benchmarks/encoder_bench.py). Accelerators
 # want large batches.
-TOKENS_PER_BATCH = {'cpu': 1024}
+TOKENS_PER_BATCH_CPU = 1024
 TOKENS_PER_BATCH_ACCELERATOR = 16384
 # Batches in flight at once (see `encode_ids`).
 THREADS = 2
@@ -53,7 +53,7 @@ class MiniLMEncoder:
     model_id: name of the model.
     tokens_per_batch: padded tokens per batch (the batch size is
       ``tokens_per_batch // padded_len``); None picks one for the default
-      backend (``TOKENS_PER_BATCH``).
+      backend (``TOKENS_PER_BATCH_CPU`` or ``_ACCELERATOR``).
     buckets: padded lengths (``max_len`` is always one).
     progress: None shows a progress bar on a tty for long jobs; True/False
       force it on/off.
@@ -111,8 +111,10 @@ class MiniLMEncoder:
       return emb_nd
     lengths_n = np.array([x.shape[0] for x in ids])
     buckets = tuple(b for b in self.buckets if b < self.max_len)
-    tokens_per_batch = self.tokens_per_batch or TOKENS_PER_BATCH.get(
-        jax.default_backend(), TOKENS_PER_BATCH_ACCELERATOR
+    tokens_per_batch = self.tokens_per_batch or (
+        TOKENS_PER_BATCH_CPU
+        if jax.default_backend() == 'cpu'
+        else TOKENS_PER_BATCH_ACCELERATOR
     )
     plan = tokenize.plan_batches(
         lengths_n, tokens_per_batch, buckets + (self.max_len,)
