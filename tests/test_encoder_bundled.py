@@ -51,9 +51,7 @@ class BundledTest(parameterized.TestCase):
     ds = data.load(meta['dataset'])
     emb_nd = encoder.bundled_embeddings(ds, meta['policy'])
     rows = np.random.default_rng(0).choice(len(ds.prompt_ids), 8, replace=False)
-    enc = encoder.load_minilm(
-        policy=meta['policy'], buckets=(64, 256), tokens_per_batch=8192
-    )
+    enc = encoder.load_minilm(policy=meta['policy'])
     self.assertEqual(enc.weights_sha256, meta['weights_sha256'])
     fresh_nd = enc([str(ds.prompts[i]) for i in rows])
     cos_n = (fresh_nd * emb_nd[rows]).sum(-1) / np.linalg.norm(

@@ -1,11 +1,19 @@
 """A Flax BERT encoder with mean pooling, as in all-MiniLM-L6-v2.
 
-Axes: ``b`` rows of a batch, ``l`` tokens (padded), ``h`` hidden units,
-``d`` embedding dim (``= h``). The module computes, in float32,
+Axes: ``b`` rows of a batch, ``l`` tokens per row (``q``/``k`` when they are
+queries/keys), ``g`` prompt slots per row, ``h`` hidden units, ``d``
+embedding dim (``= h``).
 
-  emb = normalise(sum_l(mask_bl * bert(ids_bl)) / sum_l(mask_bl)),
+A row may hold several prompts (``packing.py``): ``segment_bl`` says which
+slot each token belongs to (``-1`` on padding), attention is block-diagonal
+over slots and positions restart for every prompt, so a prompt's embedding
+does not depend on what else is in its row. Per slot ``g`` the module
+computes, in float32,
 
-matching sentence-transformers' ``Transformer -> Pooling(mean) -> Normalize``.
+  emb_g = normalise(sum_l([seg_l = g] bert(ids)_l) / sum_l([seg_l = g])),
+
+matching sentence-transformers' ``Transformer -> Pooling(mean) -> Normalize``
+on that prompt alone.
 Dropout is omitted (inference only). Parameter names follow the Hugging Face
 checkpoint (see ``weights.py``) so the conversion is a renaming.
 """
@@ -62,7 +70,7 @@ class SelfAttention(nn.Module):
   cfg: BertConfig
 
   @nn.compact
-  def __call__(self, x_blh: jax.Array, bias_bl: jax.Array) -> jax.Array:
+  def __call__(self, x_blh: jax.Array, segment_bl: jax.Array) -> jax.Array:
     cfg = self.cfg
     b, seq, h = x_blh.shape
     nh = cfg.num_heads
@@ -73,44 +81,50 @@ class SelfAttention(nn.Module):
       return y.reshape(b, seq, nh, hd)
 
     q_blnk, k_blnk, v_blnk = proj('query'), proj('key'), proj('value')
-    return _attention(q_blnk * (hd**-0.5), k_blnk, v_blnk, bias_bl)
+    return _attention(q_blnk * (hd**-0.5), k_blnk, v_blnk, segment_bl)
 
 
-# Padded length from which attention loops over (row, head) pairs.
-_MAP_MIN_LEN = 128
+def _attention(q_blnk, k_blnk, v_blnk, segment_bl):
+  """``softmax(q k^T) v`` over the keys of each query's own prompt.
 
-
-def _attention(q_blnk, k_blnk, v_blnk, bias_bl):
-  """``softmax(q k^T + bias) v`` for each row and head.
-
-  On CPU, XLA's batched matmul over ``[b, n]`` with head dim 32 and the
-  ``[b, n, l, l]`` softmax are slow and memory-bound; looping (``lax.map``)
-  over the ``b * n`` (row, head) pairs keeps each ``[l, l]`` score matrix in
-  cache and runs ~3x faster at ``l = 256``. Short sequences keep the batched
-  form, where the loop's per-step overhead would dominate.
+  Heads are moved in front of the tokens (``[b, n, l, k]``) so both products
+  are batched matmuls over contiguous ``[l, k]`` blocks, and the softmax is
+  normalised after the second product: ``(e v) / sum(e)`` with
+  ``e = exp(s - max s)`` divides ``[l, k]`` values instead of ``[l, l]``.
+  On 2 CPU cores, end to end, this runs as fast as the batched
+  ``[b, l, n, k]`` form at 32 tokens and 5-17% faster at 64-128, and ~15%
+  faster than looping over (row, head) pairs at 256 (paired runs, same
+  process); it differs from ``jax.nn.softmax`` then ``@ v`` by float32
+  rounding only.
   """
   b, seq, nh, hd = q_blnk.shape
-  if seq < _MAP_MIN_LEN:
-    scores_bnqk = jnp.einsum('bqnd,bknd->bnqk', q_blnk, k_blnk)
-    probs_bnqk = jax.nn.softmax(scores_bnqk + bias_bl[:, None, None], axis=-1)
-    ctx_blnk = jnp.einsum('bnqk,bknd->bqnd', probs_bnqk, v_blnk)
-    return ctx_blnk.reshape(b, seq, nh * hd)
-
-  def heads(x_blnk):
-    return x_blnk.transpose(0, 2, 1, 3).reshape(b * nh, seq, hd)
-
-  bias_sl = jnp.repeat(bias_bl, nh, axis=0)
-
-  def one(args):
-    q_lk, k_lk, v_lk, bias_l = args
-    probs_ll = jax.nn.softmax(q_lk @ k_lk.T + bias_l[None], axis=-1)
-    return probs_ll @ v_lk
-
-  ctx_slk = jax.lax.map(
-      one, (heads(q_blnk), heads(k_blnk), heads(v_blnk), bias_sl)
+  q_bnlk, k_bnlk, v_bnlk = (
+      x.transpose(0, 2, 1, 3) for x in (q_blnk, k_blnk, v_blnk)
   )
-  ctx_blnk = ctx_slk.reshape(b, nh, seq, hd).transpose(0, 2, 1, 3)
-  return ctx_blnk.reshape(b, seq, nh * hd)
+  scores_bnqk = jnp.einsum('bnqd,bnkd->bnqk', q_bnlk, k_bnlk)
+  # A token attends to the tokens of its own prompt; padding (-1) attends
+  # to padding, so every query keeps at least one key (itself) and stays
+  # finite. -1e30 * (slot_q - slot_k)^2 is 0 within a prompt and <= -1e30
+  # across (exp gives exactly 0), and is built from ``[b, l]`` slots with
+  # adds and multiplies that XLA fuses into the attention kernel instead of
+  # reading a ``[b, l, l]`` bias every layer.
+  slot_bl = segment_bl.astype(scores_bnqk.dtype)
+  diff_bqk = slot_bl[:, :, None] - slot_bl[:, None, :]
+  scores_bnqk = scores_bnqk + (-1e30 * diff_bqk * diff_bqk)[:, None]
+  e_bnqk = jnp.exp(scores_bnqk - scores_bnqk.max(-1, keepdims=True))
+  ctx_bnqd = jnp.einsum('bnqk,bnkd->bnqd', e_bnqk, v_bnlk)
+  ctx_bnqd = ctx_bnqd / e_bnqk.sum(-1, keepdims=True)
+  return ctx_bnqd.transpose(0, 2, 1, 3).reshape(b, seq, nh * hd)
+
+
+def _gelu(x):
+  """Exact (erf) GELU, written as PyTorch computes it.
+
+  ``jax.nn.gelu(approximate=False)`` uses ``erfc``, which XLA CPU evaluates
+  ~4x slower than ``erf`` (2.5 vs 0.6 ns per value on one core); the two
+  agree to 1e-6.
+  """
+  return 0.5 * x * (1.0 + jax.lax.erf(x * 0.7071067811865476))
 
 
 class Layer(nn.Module):
@@ -119,45 +133,58 @@ class Layer(nn.Module):
   cfg: BertConfig
 
   @nn.compact
-  def __call__(self, x_blh: jax.Array, bias_bl: jax.Array):
+  def __call__(self, x_blh: jax.Array, segment_bl: jax.Array):
     cfg = self.cfg
-    a_blh = SelfAttention(cfg, name='self')(x_blh, bias_bl)
+    a_blh = SelfAttention(cfg, name='self')(x_blh, segment_bl)
     a_blh = nn.Dense(cfg.hidden_size, name='attn_out')(a_blh)
     x_blh = _layer_norm(cfg, 'attn_ln')(x_blh + a_blh)
     f_blf = nn.Dense(cfg.intermediate_size, name='intermediate')(x_blh)
     # BERT uses the exact (erf) GELU, not the tanh approximation.
-    f_blf = nn.gelu(f_blf, approximate=False)
+    f_blf = _gelu(f_blf)
     f_blh = nn.Dense(cfg.hidden_size, name='out')(f_blf)
     return _layer_norm(cfg, 'out_ln')(x_blh + f_blh), None
 
 
 class BertEncoder(nn.Module):
-  """BERT followed by masked mean pooling and L2 normalisation."""
+  """BERT followed by per-prompt mean pooling and L2 normalisation.
+
+  Attributes:
+    cfg: architecture.
+    slots: prompts per row ``g`` (static; ``row_len // 2`` holds any packing,
+      since every prompt has at least [CLS] and [SEP]).
+  """
 
   cfg: BertConfig
+  slots: int = 1
 
   @nn.compact
-  def __call__(self, ids_bl: jax.Array, mask_bl: jax.Array) -> jax.Array:
-    """Embeds a padded batch.
+  def __call__(
+      self,
+      ids_bl: jax.Array,
+      segment_bl: jax.Array,
+      position_bl: jax.Array,
+  ) -> jax.Array:
+    """Embeds a batch of packed rows.
+
+    One prompt per row, padded: ``segment_bl = 0`` on its tokens and ``-1``
+    after them, ``position_bl = arange(l)``, ``slots = 1``.
 
     Args:
-      ids_bl: ``[b, l]`` int token ids, ``[CLS] ... [SEP]`` then padding.
-      mask_bl: ``[b, l]`` bool or {0, 1}; 1 on real tokens.
+      ids_bl: ``[b, l]`` int token ids; each prompt ``[CLS] ... [SEP]``.
+      segment_bl: ``[b, l]`` int slot of each token's prompt in its row,
+        in ``[0, slots)``, or ``-1`` on padding.
+      position_bl: ``[b, l]`` int position of each token in its prompt.
 
     Returns:
-      ``[b, d]`` float32 unit-norm embeddings (rows with no tokens are 0).
+      ``[b, g, d]`` float32 unit-norm embeddings per slot (empty slots are 0).
     """
     cfg = self.cfg
-    seq = ids_bl.shape[1]
     word = nn.Embed(cfg.vocab_size, cfg.hidden_size, name='word')
     pos = nn.Embed(cfg.max_position, cfg.hidden_size, name='position')
     typ = nn.Embed(cfg.type_vocab_size, cfg.hidden_size, name='token_type')
     # Token type is always 0 for single sentences: add its row once.
-    x_blh = word(ids_bl) + pos(jnp.arange(seq))[None] + typ.embedding[0]
+    x_blh = word(ids_bl) + pos(position_bl) + typ.embedding[0]
     x_blh = _layer_norm(cfg, 'emb_ln')(x_blh)
-    mask_bl = mask_bl.astype(jnp.float32)
-    # Additive bias rather than -inf: an all-padding row stays finite.
-    bias_bl = (1.0 - mask_bl) * jnp.finfo(jnp.float32).min
     # One compiled layer body scanned over stacked weights: compiles ~6x
     # faster than an unrolled stack, at the same speed.
     layers = nn.scan(
@@ -167,8 +194,12 @@ class BertEncoder(nn.Module):
         in_axes=nn.broadcast,
         length=cfg.num_layers,
     )
-    x_blh, _ = layers(cfg, name='layers')(x_blh, bias_bl)
-    sum_bh = jnp.einsum('blh,bl->bh', x_blh, mask_bl)
-    mean_bh = sum_bh / jnp.maximum(mask_bl.sum(-1, keepdims=True), 1e-9)
-    norm_b1 = jnp.linalg.norm(mean_bh, axis=-1, keepdims=True)
-    return mean_bh / jnp.maximum(norm_b1, 1e-12)
+    x_blh, _ = layers(cfg, name='layers')(x_blh, segment_bl)
+    member_bgl = (
+        segment_bl[:, None, :] == jnp.arange(self.slots)[None, :, None]
+    ).astype(jnp.float32)
+    sum_bgh = jnp.einsum('bgl,blh->bgh', member_bgl, x_blh)
+    count_bg1 = member_bgl.sum(-1, keepdims=True)
+    mean_bgh = sum_bgh / jnp.maximum(count_bg1, 1.0)
+    norm_bg1 = jnp.linalg.norm(mean_bgh, axis=-1, keepdims=True)
+    return mean_bgh / jnp.maximum(norm_bg1, 1e-12)

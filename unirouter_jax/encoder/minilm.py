@@ -1,10 +1,11 @@
-"""The all-MiniLM-L6-v2 encoder: tokenise, bucket, batch, jit, pool.
+"""The all-MiniLM-L6-v2 encoder: tokenise, pack, batch, jit, pool.
 
 ``load_minilm()`` reads the weights once; the returned ``MiniLMEncoder`` is a
 plain callable ``[n] texts -> [n, 384] float32`` (the ``Encoder`` protocol).
-Batches are grouped by padded length (``tokenize.BUCKETS``) with a constant
-number of tokens per batch, so a job compiles a handful of shapes, once per
-process, however many batches it runs.
+Prompts are packed several to a row of a few fixed lengths
+(``packing.ROW_LENGTHS``) with a constant number of tokens per batch, so a
+job compiles a handful of shapes, once per process, however many batches it
+runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jax
 import numpy as np
 import tqdm
 
-from unirouter_jax.encoder import bert, tokenize, weights
+from unirouter_jax.encoder import bert, packing, tokenize, weights
 
 DEFAULT_POLICY = 'tail'
 # Padded tokens per batch. On CPU small batches stay in cache: 1,024 tokens
@@ -33,11 +34,15 @@ TOKENS_PER_BATCH_ACCELERATOR = 16384
 THREADS = 2
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _forward(cfg: bert.BertConfig, params, ids_bl, mask_bl) -> jax.Array:
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _forward(
+    cfg: bert.BertConfig, slots: int, params, ids_bl, segment_bl, position_bl
+) -> jax.Array:
   # Params are an argument, not a closure constant: 90 MB of constants would
   # be folded into every compiled program.
-  return bert.BertEncoder(cfg).apply(params, ids_bl, mask_bl)
+  return bert.BertEncoder(cfg, slots).apply(
+      params, ids_bl, segment_bl, position_bl
+  )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -51,10 +56,11 @@ class MiniLMEncoder:
     weights_sha256: sha256 of ``model.safetensors`` (cache key, provenance).
     policy: truncation policy, one of ``tokenize.POLICIES``.
     model_id: name of the model.
-    tokens_per_batch: padded tokens per batch (the batch size is
-      ``tokens_per_batch // padded_len``); None picks one for the default
+    tokens_per_batch: padded tokens per batch (a batch has
+      ``tokens_per_batch // row_len`` rows); None picks one for the default
       backend (``TOKENS_PER_BATCH_CPU`` or ``_ACCELERATOR``).
-    buckets: padded lengths (``max_len`` is always one).
+    row_lengths: lengths of the rows prompts are packed into; those above
+      ``max_len`` are dropped and ``max_len`` is always one.
     progress: None shows a progress bar on a tty for long jobs; True/False
       force it on/off.
     threads: batches encoded concurrently (host threads).
@@ -68,7 +74,7 @@ class MiniLMEncoder:
   model_id: str = weights.MODEL_ID
   max_len: int = tokenize.MAX_LEN
   tokens_per_batch: int | None = None
-  buckets: tuple[int, ...] = tokenize.BUCKETS
+  row_lengths: tuple[int, ...] = packing.ROW_LENGTHS
   progress: bool | None = None
   threads: int = THREADS
 
@@ -109,41 +115,43 @@ class MiniLMEncoder:
     emb_nd = np.zeros((n, self.dim), np.float32)
     if n == 0:
       return emb_nd
-    lengths_n = np.array([x.shape[0] for x in ids])
-    buckets = tuple(b for b in self.buckets if b < self.max_len)
+    lengths_n = np.array([np.shape(x)[0] for x in ids])
+    bad = np.flatnonzero((lengths_n < 2) | (lengths_n > self.max_len))
+    if bad.size:
+      raise ValueError(
+          f'ids[{bad[0]}]: expected 2 to {self.max_len} token ids '
+          f'([CLS] ... [SEP]), got {lengths_n[bad[0]]}.'
+      )
+    row_lengths = tuple(r for r in self.row_lengths if r < self.max_len)
     tokens_per_batch = self.tokens_per_batch or (
         TOKENS_PER_BATCH_CPU
         if jax.default_backend() == 'cpu'
         else TOKENS_PER_BATCH_ACCELERATOR
     )
-    plan = tokenize.plan_batches(
-        lengths_n, tokens_per_batch, buckets + (self.max_len,)
+    plan = packing.plan_batches(
+        lengths_n, tokens_per_batch, row_lengths + (self.max_len,)
     )
     show = self.progress
     if show is None:
       show = n >= 256 and sys.stderr.isatty()
 
-    def run(batch):
-      rows, padded_rows, padded_len = batch
-      ids_bl = np.zeros((padded_rows, padded_len), np.int32)
-      mask_bl = np.zeros((padded_rows, padded_len), np.bool_)
-      for j, r in enumerate(rows):
-        ids_bl[j, : lengths_n[r]] = ids[r]
-        mask_bl[j, : lengths_n[r]] = True
-      out = _forward(self.cfg, self.params, ids_bl, mask_bl)
-      return rows, np.asarray(out)[: rows.shape[0]]
+    def run(batch: packing.Batch):
+      arrays = packing.fill_batch(batch, ids)
+      out_bgd = _forward(self.cfg, batch.slots, self.params, *arrays)
+      return batch, np.asarray(out_bgd)
 
-    # Batches run concurrently from `threads` host threads. On CPU this is
-    # ~1.3x faster than one stream of asynchronous calls: XLA runs some ops
-    # (the batched attention matmuls) on one core, and a second execution
-    # fills the other cores meanwhile.
+    # Batches run concurrently from `threads` host threads. On 2 CPU cores
+    # this is ~1.17x faster than one stream of calls
+    # (`benchmarks/encoder_bench.py --compare_threads`): XLA splits some ops
+    # poorly across cores, and a second execution fills them meanwhile.
     with (
         tqdm.tqdm(total=n, unit='text', disable=not show, desc='MiniLM') as bar,
         futures.ThreadPoolExecutor(max(1, self.threads)) as pool,
     ):
-      for rows, out_bd in pool.map(run, plan):
-        emb_nd[rows] = out_bd
-        bar.update(rows.shape[0])
+      for batch, out_bgd in pool.map(run, plan):
+        for j, prompts in enumerate(batch.rows):
+          emb_nd[prompts] = out_bgd[j, : prompts.shape[0]]
+        bar.update(sum(p.shape[0] for p in batch.rows))
     return emb_nd
 
 

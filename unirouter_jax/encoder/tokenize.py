@@ -1,4 +1,4 @@
-"""Tokenisation, truncation policies and length bucketing for the encoder.
+"""Tokenisation and truncation policies for the encoder.
 
 MiniLM reads at most ``max_len = 256`` tokens, two of which are ``[CLS]`` and
 ``[SEP]``, so at most ``max_len - 2`` content tokens survive. Which ones
@@ -32,10 +32,6 @@ HEAD_TAIL_HEAD = 64
 CLS_ID = 101
 SEP_ID = 102
 PAD_ID = 0
-# Padded lengths: steps of 8 tokens up to 64 (short prompts average ~40
-# tokens), then ~1.15-1.25x. Padding waste on AlpacaEval-like prompts drops
-# from 27% (steps of 16-64) to 10%, at ~2 s of compilation per length used.
-BUCKETS = (16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 # Characters per window when tokenising only the ends of a long text. A
 # wordpiece is rarely longer than ~10 characters; the window doubles if not.
 _CHARS_PER_TOKEN = 8
@@ -163,53 +159,3 @@ def tokenize(
     ids = _content_ids(tok, texts[i], policy, keep)
     out[i] = truncate_ids(np.asarray(ids), policy, max_len)
   return out  # type: ignore[return-value]
-
-
-def bucket_length(length: int, buckets: Sequence[int] = BUCKETS) -> int:
-  """Smallest bucket that holds ``length`` tokens."""
-  for b in buckets:
-    if length <= b:
-      return b
-  raise ValueError(f'length: expected <= {buckets[-1]}, got {length}.')
-
-
-def plan_batches(
-    lengths_n: np.ndarray,
-    tokens_per_batch: int,
-    buckets: Sequence[int] = BUCKETS,
-) -> list[tuple[np.ndarray, int, int]]:
-  """Groups rows into batches of a few fixed shapes.
-
-  Rows are sorted by length and grouped by bucket; a bucket of length ``L``
-  takes ``tokens_per_batch // L`` rows per batch, so every batch costs about
-  the same. The last batch of a bucket is padded to the next power of two of
-  rows (not to a full batch), which bounds the number of compiled shapes to
-  ``O(len(buckets) * log(rows))`` without encoding many empty rows.
-
-  Args:
-    lengths_n: ``[n]`` token counts.
-    tokens_per_batch: padded tokens per batch.
-    buckets: increasing padded lengths.
-
-  Returns:
-    A list of ``(rows, padded_rows, padded_len)``: the row indices of a batch,
-    its padded row count and its padded length.
-  """
-  lengths_n = np.asarray(lengths_n)
-  order = np.argsort(lengths_n, kind='stable')
-  bucket_n = np.array(
-      [bucket_length(int(x), buckets) for x in lengths_n[order]], np.int64
-  )
-  plan = []
-  for b in buckets:
-    rows = order[bucket_n == b]
-    per = max(1, tokens_per_batch // b)
-    for start in range(0, rows.shape[0], per):
-      chunk = rows[start : start + per]
-      padded = per if chunk.shape[0] == per else _next_pow2(chunk.shape[0])
-      plan.append((chunk, min(padded, per), b))
-  return plan
-
-
-def _next_pow2(x: int) -> int:
-  return 1 << max(0, int(x) - 1).bit_length()
