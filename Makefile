@@ -62,7 +62,6 @@ REF_VENV  := .venv-st
 REF_STAMP := $(REF_VENV)/.installed-stamp
 $(REF_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(REF_VENV)
-	$(REF_VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
 	$(REF_VENV)/bin/pip install -q --disable-pip-version-check \
 	  torch==2.13.0 sentence-transformers -e .
 	$(REF_VENV)/bin/pip install -q --disable-pip-version-check --no-deps \

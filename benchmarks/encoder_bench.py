@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import statistics
 import time
 
-import jax
 import numpy as np
+from machine import machine
 
 from unirouter_jax import data, encoder
 from unirouter_jax.encoder import weights
@@ -46,17 +45,6 @@ def _cases(n_short: int, n_long: int) -> dict[str, list[str]]:
       if t == 'arc-challenge'
   ]
   return {'short': alpaca[:n_short], 'long256': arc[:n_long]}
-
-
-def _cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown CPU'
 
 
 def _reference():
@@ -101,11 +89,11 @@ def main() -> None:
     systems['jax threads=1'] = dataclasses.replace(enc, threads=1)
   if ref is not None:
     systems['sentence-transformers'] = ref
-  cores = os.cpu_count() or 1
+  m = machine()
   print(
-      f'machine: {_cpu_name()}, {cores} cpus, '
-      f'load_avg_1min={os.getloadavg()[0]:.1f}; jax {jax.__version__} '
-      f'({jax.default_backend()}); reference: {ref_version or "not installed"}'
+      f"machine: {m['cpu']}, {m['cores']} cores, "
+      f'load_avg_1min={os.getloadavg()[0]:.1f}; jax {m["jax"]} '
+      f"({m['device']}); reference: {ref_version or 'not installed'}"
   )
   for name, texts in _cases(args.n_short, args.n_long).items():
     tokens = sum(x.shape[0] for x in enc.tokenize(texts))

@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+from machine import machine
 
 SHAPES = {
     # name: (n, d, m, test_llm_fraction, K grid)
@@ -61,28 +61,6 @@ def synthetic(n, d, m, seed=0, blobs=40):
   cost_m = np.geomspace(0.01, 1.0, m)[rng.permutation(m)]
   cost = (cost_m[None] * rng.uniform(0.5, 1.5, size=(n, m))).astype(np.float32)
   return emb.astype(np.float32), quality, cost
-
-
-def machine():
-  import jax  # pylint: disable=g-import-not-at-top
-
-  cpu = platform.processor() or ''
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = [r.split(':', 1)[1].strip() for r in f if 'model name' in r]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  dev = jax.devices()[0]
-  return {
-      'cpu': cpu,
-      'cores': len(os.sched_getaffinity(0)),
-      'jax': jax.__version__,
-      'backend': jax.default_backend(),
-      'device': getattr(dev, 'device_kind', str(dev)),
-      'devices': jax.device_count(),
-      'python': platform.python_version(),
-  }
 
 
 def _config(shape, trials):
