@@ -15,8 +15,8 @@ import time
 import jax
 import numpy as np
 
-from unirouter_jax import router as router_lib
-from unirouter_jax import router_io
+from unirouter_jax.deploy import io as router_io
+from unirouter_jax.deploy import router as router_lib
 
 
 def _router(k=50, m=50, d=384, p=500, encoder=None):

@@ -19,8 +19,10 @@ import argparse
 import jax
 import numpy as np
 
-from unirouter_jax import calibration, data, encoder, kmeans
-from unirouter_jax import router as router_lib
+from unirouter_jax import data, encoder
+from unirouter_jax.core import kmeans
+from unirouter_jax.deploy import calibration
+from unirouter_jax.deploy import router as router_lib
 
 
 def _router(clustering, emb, ds, probe, llms, cost_m):

@@ -64,7 +64,7 @@ def synthetic(n, d, m, seed=0, blobs=40):
 
 
 def _config(shape, trials):
-  from unirouter_jax import protocol  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 
   _, _, _, frac, _ = SHAPES[shape]
   return protocol.ProtocolConfig(
@@ -78,7 +78,7 @@ def _config(shape, trials):
 def _splits(shape, trials):
   import jax  # pylint: disable=g-import-not-at-top
 
-  from unirouter_jax import protocol  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 
   n, _, m, _, _ = SHAPES[shape]
   cfg = _config(shape, trials)
@@ -92,12 +92,10 @@ def child_jax(shape, trials, flop_trials):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from unirouter_jax import (
-      kmeans,  # pylint: disable=g-import-not-at-top
-      methods,  # pylint: disable=g-import-not-at-top
-      sweep,  # pylint: disable=g-import-not-at-top
-  )
-  from unirouter_jax.structs import RoutingData  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.core import kmeans  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.core.structs import RoutingData  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.estimators import builtin as methods  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.evaluation import sweep  # pylint: disable=g-import-not-at-top
 
   n, d, m, _, ks = SHAPES[shape]
   emb, quality, cost = synthetic(n, d, m)

@@ -19,9 +19,11 @@ import time
 import jax
 import numpy as np
 
-from unirouter_jax import data, encoder, methods, protocol, stats, summary
-from unirouter_jax.structs import RoutingData
-from unirouter_jax.workdir import DATASET_PROTOCOL
+from unirouter_jax import data, encoder
+from unirouter_jax.core.structs import RoutingData
+from unirouter_jax.estimators import builtin as methods
+from unirouter_jax.evaluation import protocol, stats, summary
+from unirouter_jax.shell.workdir import DATASET_PROTOCOL
 
 
 def main() -> None:

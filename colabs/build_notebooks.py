@@ -132,9 +132,10 @@ area under it. `workdir.run` runs every trial as one compiled JAX program and
 writes `summary.json`, `results.md`, `metrics.jsonl` and plots.
 """),
     code("""
-from unirouter_jax import report, workdir
+from unirouter_jax.shell import report
+from unirouter_jax.shell import workdir
 
-spec = workdir.RunSpec(
+spec = workdir.RunSpec.create(
     data=DATASET,
     methods=('zero_router', 'knn', 'uniroute_kmeans'),
     num_trials=TRIALS,
@@ -160,7 +161,8 @@ table `psi`. The router remembers which encoder its embeddings came from, so
 new prompts are embedded with the same MiniLM encoder.
 """),
     code("""
-from unirouter_jax import calibration, router_io
+from unirouter_jax.deploy import calibration
+from unirouter_jax.deploy import io as router_io
 
 enc = router_io.default_encoder()  # MiniLM (loads the weights once)
 _, enc_id, enc_hash = router_io.encoder_identity(enc)
@@ -260,8 +262,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
-from unirouter_jax import data, encoder, router_io
-from unirouter_jax import router as router_lib
+from unirouter_jax import data, encoder
+from unirouter_jax.deploy import io as router_io
+from unirouter_jax.deploy import router as router_lib
 
 ds = data.load(DATASET)
 emb_nd = encoder.bundled_embeddings(ds)
@@ -314,7 +317,7 @@ Route the held-out prompts with both routers at one cost weight: the one that
 keeps 90% of the best old LLM's estimated quality for the old router.
 """),
     code("""
-from unirouter_jax import calibration
+from unirouter_jax.deploy import calibration
 
 emb_test = emb_nd[test_idx]
 lam = float(calibration.calibrate_lambda(
@@ -346,7 +349,7 @@ and its Area.
     code("""
 import matplotlib.pyplot as plt
 
-from unirouter_jax import router_eval
+from unirouter_jax.deploy import curve as router_eval
 
 
 def test_curve(r):
@@ -378,7 +381,7 @@ probe set shrinks, UniRoute vs K-NN over many random splits) run
 `python experiments/val_size_study.py --config=configs/val_size_study.py --workdir=results/val_size`.
 """),
     code("""
-from unirouter_jax import plots
+from unirouter_jax.shell import plots
 
 area_rs = np.zeros((REPEATS, len(PROBE_SUBSETS)))
 for r in range(REPEATS):
@@ -569,7 +572,9 @@ import numpy as np
 import pandas as pd
 
 import unirouter_jax as ur
-from unirouter_jax import data, encoder, sweep, workdir
+from unirouter_jax import data, encoder
+from unirouter_jax.evaluation import sweep
+from unirouter_jax.shell import workdir
 
 print('backend:', jax.default_backend(), '| devices:', jax.devices())
 ds = data.load(DATASET)
@@ -644,7 +649,7 @@ count is padded to a multiple of the device count. A TPU v2-8 (8 cores) or a
 multi-GPU host thus runs 8 (or N) trials at once with no change to the code;
 results equal the one-device run trial by trial (`tests/test_sweep.py`). For
 several hosts, call `jax.distributed.initialize()` on each first (see the
-`unirouter_jax.sweep` docstring). To try it on a CPU, start Python with
+`unirouter_jax.evaluation.sweep` docstring). To try it on a CPU, start Python with
 `XLA_FLAGS=--xla_force_host_platform_device_count=2` (the notebook test
 does).
 """),

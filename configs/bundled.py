@@ -7,7 +7,7 @@ Run (``make run``; ``make run-full`` adds ``:full``)::
 
 Datasets (``sweep()``): the RouterBench subset (11 LLMs, USD per prompt),
 LLMRouter DC (9 LLMs, USD from its price table) and AlpacaEval 2 (~53 LLMs),
-each with its protocol of ``unirouter_jax.workdir.DATASET_PROTOCOL``.
+each with its protocol of ``unirouter_jax.shell.workdir.DATASET_PROTOCOL``.
 
 Variants: default (``make run``) uses 20 trials per dataset [project choice]
 so that the whole run, first-time compilation included, finishes in under
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import ml_collections
 
 from configs import default
-from unirouter_jax.workdir import DATASET_PROTOCOL
+from unirouter_jax.shell.workdir import DATASET_PROTOCOL
 
 DATASETS = ('routerbench_subset', 'llmrouter_dc', 'alpacaeval')
 # Trials of `make run` on a 2-core CPU (measured; see the README).

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs import default
-from unirouter_jax.workdir import DATASET_PROTOCOL
+from unirouter_jax.shell.workdir import DATASET_PROTOCOL
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -23,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from unirouter_jax import features, kmeans, routing
-from unirouter_jax.estimator import Estimator, TrialInputs
+from unirouter_jax.core import kmeans, routing
+from unirouter_jax.core import psi as features
+from unirouter_jax.core.structs import TrialInputs
+from unirouter_jax.estimators.base import Estimator
 
 
 def _phi(theta, emb_qd, cluster_mask_k):

@@ -31,8 +31,8 @@ from absl import (
 )
 from ml_collections import config_flags
 
-from unirouter_jax import chunks, report
-from unirouter_jax import workdir as workdir_lib
+from unirouter_jax.shell import chunks, report
+from unirouter_jax.shell import workdir as workdir_lib
 
 
 def to_spec(config) -> workdir_lib.RunSpec:
@@ -42,7 +42,7 @@ def to_spec(config) -> workdir_lib.RunSpec:
         'data.name: this config needs a path; pass '
         '--config.data.name=/path/to/the/data'
     )
-  return workdir_lib.RunSpec(
+  return workdir_lib.RunSpec.create(
       data=config.data.name,
       format=config.data.format,
       embeddings=config.data.embeddings,

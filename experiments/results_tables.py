@@ -15,7 +15,7 @@ import pathlib
 
 from absl import app, flags
 
-from unirouter_jax import report
+from unirouter_jax.shell import report
 
 _WORKDIR = flags.DEFINE_string('workdir', 'results/bundled', 'Run to read.')
 _VAL_SIZE = flags.DEFINE_string('val_size', None, 'Val-size study workdir.')

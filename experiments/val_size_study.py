@@ -25,9 +25,9 @@ from absl import (
 from ml_collections import config_flags
 
 from experiments import reproduce
-from unirouter_jax import chunks
 from unirouter_jax import data as data_lib
-from unirouter_jax import workdir as workdir_lib
+from unirouter_jax.shell import chunks
+from unirouter_jax.shell import workdir as workdir_lib
 
 _Z95 = 1.959963984540054
 
@@ -63,7 +63,7 @@ def run(config, workdir, *, log=print) -> dict:
       table['se'].setdefault(name, []).append((hi - lo) / (2 * _Z95))
   chunks.write_json(workdir / 'val_size.json', table)
   # matplotlib only through plots, only here.
-  from unirouter_jax import plots  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.shell import plots  # pylint: disable=g-import-not-at-top
 
   plots.val_size_curve(
       workdir / 'val_size.png',

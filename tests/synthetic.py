@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unirouter_jax.structs import RoutingData
+from unirouter_jax.core.structs import RoutingData
 
 
 def cluster_routing_problem(

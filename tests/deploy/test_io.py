@@ -1,0 +1,147 @@
+"""Save/load round trip, crash safety and encoder checks (router_io.py)."""
+
+import os
+import tempfile
+from unittest import mock
+
+import jax
+import numpy as np
+from absl.testing import absltest
+
+from unirouter_jax.deploy import checkpointing
+from unirouter_jax.deploy import io as router_io
+from unirouter_jax.deploy import router as router_lib
+
+
+def toy_encoder(texts):
+  """Deterministic 8-d bag-of-characters embedding (a stand-in encoder)."""
+  out = np.zeros((len(texts), 8), np.float32)
+  for i, t in enumerate(texts):
+    for c in t:
+      out[i, ord(c) % 8] += 1.0
+  return out
+
+
+toy_encoder.encoder_id = 'toy-chars-8'
+toy_encoder.encoder_hash = 'abc123'
+
+
+def toy_router(m=3, seed=0):
+  rng = np.random.default_rng(seed)
+  texts = [
+      ''.join(rng.choice(list('abcdefghij'), size=rng.integers(3, 20)))
+      for _ in range(200)
+  ]
+  emb = toy_encoder(texts)
+  q = (rng.uniform(size=(200, m)) < 0.6).astype(np.float32)
+  return (
+      router_lib.fit_router(
+          jax.random.key(0),
+          emb,
+          q,
+          np.ones_like(q, bool),
+          np.arange(1, m + 1, dtype=np.float32),
+          [f'llm{i}' for i in range(m)],
+          train_idx=np.arange(50, 200),
+          probe_idx=np.arange(50),
+          k=4,
+          probe_ids=[f'id{i}' for i in range(50)],
+          probe_texts=texts[:50],
+          encoder_id=toy_encoder.encoder_id,
+          encoder_hash=toy_encoder.encoder_hash,
+          shrinkage=2.0,
+      ),
+      texts,
+  )
+
+
+class RouterIOTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.router, cls.texts = toy_router()
+
+  def test_save_load_route_identical(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'r')
+      router_io.save_router(path, self.router)
+      loaded = router_io.load_router(path, encoder_id='toy-chars-8')
+    for name in (
+        'llm_names',
+        'probe_ids',
+        'probe_texts',
+        'encoder_id',
+        'encoder_hash',
+    ):
+      self.assertEqual(getattr(loaded, name), getattr(self.router, name))
+    jax.tree.map(np.testing.assert_array_equal, loaded, self.router)
+    a = router_io.route_texts(loaded, self.texts, encoder=toy_encoder, lam=0.1)
+    b = router_io.route_texts(
+        self.router, self.texts, encoder=toy_encoder, lam=0.1
+    )
+    np.testing.assert_array_equal(a.choice_q, b.choice_q)
+    np.testing.assert_array_equal(a.gamma_qm, b.gamma_qm)
+
+  def test_manifest_is_readable_json(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      router_io.save_router(tmp + '/r', self.router)
+      man = router_io.read_router_manifest(tmp + '/r')
+    self.assertEqual(man['llm_names'], ['llm0', 'llm1', 'llm2'])
+    self.assertEqual(man['encoder_hash'], 'abc123')
+    self.assertIn('library_version', man)
+    self.assertEqual(man['cost_m'], [1.0, 2.0, 3.0])
+
+  def test_crash_mid_save_keeps_previous_router(self):
+    newer = router_lib.set_cost(self.router, 'llm0', 9.0)
+    with tempfile.TemporaryDirectory() as tmp:
+      path = tmp + '/r'
+      router_io.save_router(path, self.router)
+      real_replace = os.replace
+
+      def crash(src, dst):
+        if '.tmp-' in str(src):
+          raise KeyboardInterrupt('power cut')
+        return real_replace(src, dst)
+
+      with mock.patch.object(checkpointing.os, 'replace', crash):
+        with self.assertRaises(KeyboardInterrupt):
+          router_io.save_router(path, newer)
+      loaded = router_io.load_router(path)
+      np.testing.assert_array_equal(loaded.cost_m, self.router.cost_m)
+      self.assertEqual(sorted(os.listdir(tmp)), ['r'])
+      # A hard crash between the two renames leaves only the backup.
+      os.rename(path, os.path.join(tmp, '.r.old'))
+      np.testing.assert_array_equal(
+          router_io.load_router(path).cost_m, self.router.cost_m
+      )
+
+  def test_other_encoder_fails_clearly(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      router_io.save_router(tmp + '/r', self.router)
+      with self.assertRaisesRegex(ValueError, 'fitted with encoder'):
+        router_io.load_router(tmp + '/r', encoder_id='minilm')
+      with self.assertRaisesRegex(ValueError, 'weights'):
+        router_io.load_router(
+            tmp + '/r', encoder_id='toy-chars-8', encoder_hash='different'
+        )
+
+    def other(texts):
+      return toy_encoder(texts)
+
+    other.encoder_id = 'other'
+    with self.assertRaisesRegex(ValueError, 'not comparable'):
+      router_io.route_texts(self.router, ['hi'], encoder=other, lam=0.0)
+    with self.assertRaisesRegex(ValueError, 'encoder_id'):
+      router_io.route_texts(self.router, ['hi'], encoder=lambda t: t, lam=0.0)
+    with self.assertRaisesRegex(ValueError, 'at least one prompt'):
+      router_io.route_texts(self.router, [], encoder=toy_encoder, lam=0.0)
+
+  def test_not_a_router(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      with self.assertRaisesRegex(ValueError, 'cannot read'):
+        router_io.load_router(tmp)
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -1,0 +1,265 @@
+"""``unirouter evaluate`` end to end, and one-line errors on bad input."""
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+from absl.testing import absltest, parameterized
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from unirouter_jax.shell import cli  # noqa: E402
+
+
+def write_wide_csv(folder, n=150, m=6, d=8, seed=0):
+  """A wide CSV with per-prompt costs, and matching random embeddings."""
+  rng = np.random.default_rng(seed)
+  emb = rng.normal(size=(n, d)).astype(np.float32)
+  df = pd.DataFrame({'prompt': [f'question {i}?' for i in range(n)]})
+  for j in range(m):
+    p = 1 / (1 + np.exp(-(2 * emb[:, j % d] + 0.3 * j - 0.5)))
+    df[f'llm{j}'] = (rng.random(n) < p).astype(float)
+    df[f'llm{j}|total_cost'] = 1e-3 * (j + 1) * (1 + 0.1 * rng.random(n))
+  csv, npy = os.path.join(folder, 'wide.csv'), os.path.join(folder, 'e.npy')
+  df.to_csv(csv, index=False)
+  np.save(npy, emb)
+  return csv, npy
+
+
+def run_main(argv):
+  """``(exit status, stdout, stderr)`` of ``cli.main(argv)``."""
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      status = cli.main(argv)
+    except SystemExit as e:
+      status = e.code
+  return status, out.getvalue(), err.getvalue()
+
+
+def _tempdir(test):
+  # absltest's create_tempdir needs parsed absl flags, which pytest skips.
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+class EvaluateTest(absltest.TestCase):
+
+  def test_user_estimator_by_module_path(self):
+    # An estimator added in its own module runs by `module:function` with no
+    # edit to the library (docs/extending.md).
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    out = os.path.join(tmp, 'out')
+    argv = [
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'uniroute_kmeans,examples.low_rank_uniroute:estimator',
+        '--trials',
+        '2',
+        '--chunk_size',
+        '2',
+        '--test_llm_fraction',
+        '0.5',
+        '--val_fraction',
+        '0.2',
+        '--quiet',
+        '--no_plots',
+        '--out',
+        out,
+    ]
+    status, _, err = run_main(argv)
+    self.assertEqual(status, 0, err)
+    summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
+    self.assertIn('uniroute_low_rank', summary['methods'])
+    self.assertIsInstance(
+        summary['methods']['uniroute_low_rank']['area'], float
+    )
+
+  def test_unimportable_user_estimator_is_one_line_error(self):
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    status, _, err = run_main([
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'no_such_module_xyz:estimator',
+        '--trials',
+        '1',
+        '--quiet',
+        '--out',
+        os.path.join(tmp, 'o'),
+    ])
+    self.assertEqual(status, 2)
+    self.assertEqual(len(err.strip().splitlines()), 1, err)
+    self.assertIn('no_such_module_xyz', err)
+
+  def test_evaluate_writes_summary_and_plots(self):
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    out = os.path.join(tmp, 'out')
+    argv = [
+        'evaluate',
+        '--data',
+        csv,
+        '--embeddings',
+        npy,
+        '--methods',
+        'zero_router,uniroute_kmeans',
+        '--trials',
+        '3',
+        '--chunk_size',
+        '2',
+        '--seed',
+        '1',
+        '--test_llm_fraction',
+        '0.5',
+        '--val_fraction',
+        '0.2',
+        '--quiet',
+        '--out',
+        out,
+    ]
+    status, stdout, _ = run_main(argv)
+    self.assertEqual(status, 0)
+    self.assertIn('UniRoute (K-means)', stdout)
+    summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
+    self.assertEqual(summary['dataset'], 'wide')
+    self.assertEqual(summary['trials'], 3)
+    self.assertEqual(summary['llms'], [f'llm{j}' for j in range(6)])
+    self.assertEqual(summary['split']['test_llms'], 3)
+    self.assertEqual(summary['split']['val_prompts'], 30)
+    self.assertEqual(
+        set(summary['methods']), {'zero_router', 'uniroute_kmeans', 'oracle'}
+    )
+    for row in summary['methods'].values():
+      for key in ('area', 'area50', 'peak'):
+        self.assertTrue(np.isfinite(row[key]), key)
+      self.assertTrue(row['qnc'] == 'inf' or np.isfinite(row['qnc']))
+      self.assertLen(row['area_ci'], 2)
+    for png in ('deferral_curves.png', 'area_vs_k.png', 'psi_similarity.png'):
+      self.assertTrue(pathlib.Path(out, 'plots', png).exists(), png)
+    # The same command again resumes: nothing left to compute.
+    status, _, _ = run_main(argv)
+    self.assertEqual(status, 0)
+    again = json.loads(pathlib.Path(out, 'summary.json').read_text())
+    self.assertEqual(again['chunks_computed_this_run'], 0)
+    self.assertEqual(
+        again['methods']['uniroute_kmeans']['area'],
+        summary['methods']['uniroute_kmeans']['area'],
+    )
+
+
+class BadInputTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.tmp = _tempdir(self)
+    self.csv, self.npy = write_wide_csv(self.tmp, n=40)
+    self.out = os.path.join(self.tmp, 'out')
+
+  def no_prompt_csv(self):
+    path = os.path.join(self.tmp, 'no_prompt.csv')
+    pd.read_csv(self.csv).rename(columns={'prompt': 'question'}).to_csv(
+        path, index=False
+    )
+    return path
+
+  @parameterized.named_parameters(
+      ('unknown_method', ['--methods', 'uniroute_magic'], 'uniroute_magic'),
+      ('missing_path', ['--data', '/no/such/file.csv'], '/no/such/file.csv'),
+      ('trials_zero', ['--trials', '0'], 'trials'),
+      ('fraction', ['--val_fraction', '1.5'], 'val_fraction'),
+      ('missing_embeddings', ['--embeddings', '/no/e.npy'], '/no/e.npy'),
+      ('no_prompt_column', 'NO_PROMPT', 'prompt'),
+  )
+  def test_one_line_error(self, extra, expected):
+    argv = [
+        'evaluate',
+        '--data',
+        self.csv,
+        '--embeddings',
+        self.npy,
+        '--quiet',
+        '--out',
+        self.out,
+    ]
+    if extra == 'NO_PROMPT':
+      argv[2] = self.no_prompt_csv()
+    else:
+      argv += extra
+    status, stdout, stderr = run_main(argv)
+    self.assertEqual(status, 2)
+    self.assertEqual(stdout, '')
+    lines = stderr.strip().splitlines()
+    self.assertLen(lines, 1, stderr)
+    self.assertStartsWith(lines[0], 'unirouter: error: ')
+    self.assertIn(expected, lines[0])
+    self.assertNotIn('Traceback', stderr)
+
+  def test_no_prompt_column_with_format(self):
+    argv = [
+        'evaluate',
+        '--data',
+        self.no_prompt_csv(),
+        '--format',
+        'wide',
+        '--embeddings',
+        self.npy,
+        '--quiet',
+        '--out',
+        self.out,
+    ]
+    status, _, stderr = run_main(argv)
+    self.assertEqual(status, 2)
+    self.assertLen(stderr.strip().splitlines(), 1)
+    self.assertIn('prompt', stderr)
+
+  def test_missing_command_and_out(self):
+    for argv in ([], ['evaluate', '--data', self.csv]):
+      status, _, stderr = run_main(argv)
+      self.assertEqual(status, 2)
+      self.assertLen(stderr.strip().splitlines(), 1)
+
+  def test_console_script_subprocess(self):
+    import subprocess  # pylint: disable=g-import-not-at-top
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'unirouter_jax.shell.cli',
+            'evaluate',
+            '--data',
+            '/no/such.csv',
+            '--out',
+            self.out,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    self.assertEqual(proc.returncode, 2)
+    self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)
+    self.assertIn('unirouter: error:', proc.stderr)
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -1,0 +1,207 @@
+"""The router sub-commands, through an argparse parser (router_cli.py)."""
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+
+import numpy as np
+from absl.testing import absltest, parameterized
+
+from unirouter_jax import data
+from unirouter_jax.deploy import io as router_io
+from unirouter_jax.shell import router_cli
+
+
+def run(*argv):
+  parser = argparse.ArgumentParser(prog='unirouter')
+  router_cli.register(parser.add_subparsers(dest='command', required=True))
+  args = parser.parse_args([str(a) for a in argv])
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    code = args.func(args)
+  return code, out.getvalue()
+
+
+class RouterCLITest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp()
+    ds = data.load('alpacaeval')
+    cls.ds = ds
+    rng = np.random.default_rng(0)
+    cls.emb = os.path.join(cls.tmp, 'emb.npy')
+    np.save(cls.emb, rng.normal(size=(ds.num_prompts, 8)).astype(np.float32))
+    cls.router = os.path.join(cls.tmp, 'router')
+    code, out = run(
+        'fit',
+        '--data',
+        'alpacaeval',
+        '--out',
+        cls.router,
+        '--embeddings',
+        cls.emb,
+        '--encoder-id',
+        'random-8',
+        '--k',
+        4,
+        '--probe-size',
+        60,
+    )
+    assert code == 0, out
+    cls.fit_info = json.loads(out)
+    cls.probe = os.path.join(cls.tmp, 'probe.csv')
+    run('probe-set', '--router', cls.router, '--out', cls.probe)
+
+  def _labels(self, name, rows):
+    path = os.path.join(self.tmp, name)
+    with open(path, 'w') as f:
+      f.write(rows)
+    return path
+
+  def _probe_ids(self):
+    with open(self.probe, newline='') as f:
+      return [row['prompt_id'] for row in csv.DictReader(f)]
+
+  def test_fit_wrote_a_router(self):
+    self.assertEqual(self.fit_info['k'], 4)
+    self.assertEqual(self.fit_info['num_probe'], 60)
+    self.assertLen(self._probe_ids(), 60)
+
+  def test_add_llm_then_route(self):
+    ids = self._probe_ids()
+    labels = self._labels(
+        'good.csv',
+        'prompt_id,quality\n'
+        + ''.join(f'{i},{j % 2}\n' for j, i in enumerate(ids)),
+    )
+    work = os.path.join(self.tmp, 'router_copy')
+    router_io.save_router(work, router_io.load_router(self.router))
+    code, out = run(
+        'add-llm',
+        '--router',
+        work,
+        '--name',
+        'brand-new',
+        '--cost',
+        0.5,
+        '--labels',
+        labels,
+    )
+    self.assertEqual(code, 0)
+    self.assertIn('brand-new', json.loads(out)['llms'])
+    q = os.path.join(self.tmp, 'q.npy')
+    np.save(q, np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32))
+    code, out = run(
+        'route',
+        '--router',
+        work,
+        '--embeddings',
+        q,
+        '--lambda',
+        0.1,
+        '--top',
+        3,
+    )
+    res = json.loads(out)['results']
+    self.assertLen(res, 5)
+    self.assertLen(res[0]['candidates'], 3)
+    self.assertEqual(res[0]['choice'], res[0]['candidates'][0]['llm'])
+    code, out = run(
+        'route', '--router', work, '--embeddings', q, '--budget', 0.001
+    )
+    self.assertEqual(code, 0)
+    json_labels = self._labels('good.json', json.dumps({i: 1.0 for i in ids}))
+    run(
+        'add-llm',
+        '--router',
+        work,
+        '--name',
+        'json-llm',
+        '--cost',
+        1,
+        '--labels',
+        json_labels,
+    )
+    self.assertIn('json-llm', router_io.load_router(work).llm_names)
+
+  @parameterized.named_parameters(
+      ('unknown', 'prompt_id,quality\nnot-a-probe,1\n', 'unknown probe ids'),
+      ('missing', 'prompt_id,quality\n{first},1\n', 'missing 59'),
+      ('range', 'ALL:2', r'\[0, 1\]'),
+      ('header', 'id,q\n1,1\n', 'header prompt_id,quality'),
+      ('number', 'prompt_id,quality\n{first},yes\n', 'row 2'),
+      ('dup_row', 'prompt_id,quality\n{first},1\n{first},0\n', 'duplicate'),
+  )
+  def test_bad_labels_leave_router_unchanged(self, rows, msg):
+    ids = self._probe_ids()
+    if rows.startswith('ALL:'):
+      rows = 'prompt_id,quality\n' + ''.join(f'{i},{rows[4:]}\n' for i in ids)
+    path = self._labels('bad.csv', rows.format(first=ids[0]))
+    before = router_io.read_router_manifest(self.router)
+    with self.assertRaisesRegex(ValueError, msg):
+      run(
+          'add-llm',
+          '--router',
+          self.router,
+          '--name',
+          'x',
+          '--cost',
+          1,
+          '--labels',
+          path,
+      )
+    self.assertEqual(router_io.read_router_manifest(self.router), before)
+
+  def test_duplicate_name_and_negative_cost(self):
+    ids = self._probe_ids()
+    path = self._labels('ok.json', json.dumps({i: 0.5 for i in ids}))
+    with self.assertRaisesRegex(ValueError, 'duplicate'):
+      run(
+          'add-llm',
+          '--router',
+          self.router,
+          '--name',
+          self.ds.llm_names[0],
+          '--cost',
+          1,
+          '--labels',
+          path,
+      )
+    with self.assertRaisesRegex(ValueError, 'cost'):
+      run(
+          'add-llm',
+          '--router',
+          self.router,
+          '--name',
+          'neg',
+          '--cost',
+          -1,
+          '--labels',
+          path,
+      )
+
+  def test_empty_prompt_file(self):
+    path = self._labels('empty.txt', '\n\n')
+    with self.assertRaisesRegex(ValueError, 'no prompts'):
+      run('route', '--router', self.router, '--prompts', path)
+
+  def test_read_prompts_formats(self):
+    for name, text in (
+        ('p.txt', 'a\nb\n'),
+        ('p.json', '["a", "b"]'),
+        ('p.jsonl', '{"prompt": "a"}\n"b"\n'),
+        ('p.csv', 'prompt\na\nb\n'),
+    ):
+      self.assertEqual(
+          router_cli.read_prompts(self._labels(name, text)), ['a', 'b']
+      )
+
+
+if __name__ == '__main__':
+  absltest.main()

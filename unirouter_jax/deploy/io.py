@@ -1,0 +1,379 @@
+"""A router and the outside world: datasets, prompt texts, disk.
+
+* :func:`fit_from_dataset` fits a :class:`~unirouter_jax.core.structs.Router` on a
+  :class:`~unirouter_jax.data.Dataset`: a random probe set, K-means on the
+  other prompts, and (optionally) K and the shrinkage strength selected by
+  validation Area on the non-probe prompts (their labels never enter psi).
+* :func:`route_texts` embeds prompts with the router's encoder, refusing an
+  encoder whose id or weights hash differs from the one the router was fitted
+  with (embeddings of another encoder live in another space).
+* :func:`save_router` / :func:`load_router`: arrays through
+  :mod:`unirouter_jax.deploy.checkpointing` (orbax, atomic: temp dir + rename) and a
+  JSON manifest with names, costs, probe ids and texts, encoder id and
+  weights hash, and the library version.
+
+Encoders are callables ``texts -> [n, d]``; their identity is read from the
+attributes ``encoder_id`` and ``encoder_hash`` when present, or passed
+explicitly. ``encoder=None`` means the bundled MiniLM encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unirouter_jax.core import kmeans
+from unirouter_jax.core.structs import Router
+from unirouter_jax.deploy import calibration
+from unirouter_jax.deploy import router as router_lib
+from unirouter_jax.estimators import builtin as methods
+
+FORMAT = 'unirouter_jax.deploy.router'
+FORMAT_VERSION = 1
+_ARRAYS = (
+    'centroids_kd',
+    'cluster_mask_k',
+    'probe_emb_pd',
+    'probe_error_pm',
+    'probe_visible_pm',
+    'cost_m',
+    'shrinkage',
+    'psi_km',
+    'count_km',
+    'se_km',
+    'global_m',
+)
+
+
+def default_encoder(policy: str | None = None):
+  """The bundled all-MiniLM-L6-v2 encoder (loads its weights once)."""
+  from unirouter_jax import encoder as enc  # noqa: PLC0415 (heavy import)
+
+  return enc.load_minilm(policy=policy or enc.DEFAULT_POLICY)
+
+
+def encoder_identity(encoder, encoder_id=None, encoder_hash=None):
+  """``(callable, id, hash)`` of ``encoder`` (None = the bundled MiniLM).
+
+  A MiniLM encoder is identified as ``'<model id>:<truncation policy>'`` with
+  the sha256 of its weights; any other callable by its ``encoder_id`` and
+  ``encoder_hash`` attributes, or by the arguments.
+  """
+  if encoder is None:
+    encoder = default_encoder()
+  if not callable(encoder):
+    raise ValueError(
+        'encoder: expected a callable texts -> [n, d], got '
+        f'{type(encoder).__name__}.'
+    )
+  eid = encoder_id or getattr(encoder, 'encoder_id', None)
+  if not eid and getattr(encoder, 'model_id', None):
+    eid = f'{encoder.model_id}:{getattr(encoder, "policy", "")}'
+  if not eid:
+    raise ValueError(
+        'encoder_id: cannot tell which encoder this callable is; pass '
+        'encoder_id= (and encoder_hash=) or give it an `encoder_id` attribute.'
+    )
+  ehash = (
+      encoder_hash
+      or getattr(encoder, 'encoder_hash', '')
+      or getattr(encoder, 'weights_sha256', '')
+      or ''
+  )
+  return encoder, str(eid), str(ehash)
+
+
+def check_encoder(router: Router, encoder_id: str, encoder_hash: str = ''):
+  """ValueError unless the encoder is the one the router was fitted with."""
+  if encoder_id != router.encoder_id or (
+      encoder_hash
+      and router.encoder_hash
+      and encoder_hash != router.encoder_hash
+  ):
+    raise ValueError(
+        f'encoder: the router was fitted with encoder {router.encoder_id!r} '
+        f'(weights {router.encoder_hash[:12] or "unknown"}), but the given '
+        f'encoder is {encoder_id!r} (weights {encoder_hash[:12] or "unknown"})'
+        '; embeddings of different encoders are not comparable. Refit the '
+        'router or use its encoder.'
+    )
+
+
+def embed_texts(
+    router: Router,
+    texts: Sequence[str],
+    *,
+    encoder=None,
+    encoder_id=None,
+    encoder_hash=None,
+) -> jax.Array:
+  """``[q, d]`` embeddings of ``texts`` by the router's encoder."""
+  if isinstance(texts, str):
+    texts = [texts]
+  texts = list(texts)
+  if not texts:
+    raise ValueError('texts: expected at least one prompt, got none.')
+  fn, eid, ehash = encoder_identity(encoder, encoder_id, encoder_hash)
+  check_encoder(router, eid, ehash)
+  return router_lib.check_embeddings(router, np.asarray(fn(texts)))
+
+
+def route_texts(
+    router: Router,
+    texts: Sequence[str],
+    *,
+    encoder=None,
+    encoder_id=None,
+    encoder_hash=None,
+    **route_kw,
+):
+  """:func:`unirouter_jax.deploy.router.route` from prompt texts."""
+  emb = embed_texts(
+      router,
+      texts,
+      encoder=encoder,
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
+  )
+  return router_lib.route(router, emb, **route_kw)
+
+
+def default_probe_size(n: int) -> int:
+  """10% of the prompts, between 20 and 500 (and at most half of them)."""
+  return int(min(max(20, round(0.1 * n)), 500, n // 2))
+
+
+def fit_from_dataset(
+    key,
+    ds,
+    emb_nd,
+    *,
+    probe_size: int | None = None,
+    k: int | None = None,
+    shrinkage: float | None = 0.0,
+    strengths: Sequence[float] = calibration.DEFAULT_STRENGTHS,
+    encoder_id: str = '',
+    encoder_hash: str = '',
+    n_init: int = 3,
+) -> tuple[Router, dict]:
+  """Fits a router on every LLM of ``ds``.
+
+  Args:
+    key: PRNG key (probe set and K-means).
+    ds: a :class:`unirouter_jax.data.Dataset`.
+    emb_nd: ``[n, d]`` embeddings of ``ds.prompts``.
+    probe_size: probe prompts (default :func:`default_probe_size`).
+    k: clusters; None selects K on the grid of method.md 2.4.
+    shrinkage: pseudo-count; None selects it from ``strengths``.
+    strengths: shrinkage candidates when ``shrinkage`` is None.
+    encoder_id, encoder_hash: identity of the encoder of ``emb_nd``.
+    n_init: K-means restarts.
+
+  Returns:
+    ``(router, info)``; ``info`` holds the split sizes and, when anything was
+    selected, the validation Area of every (k, strength) candidate.
+  """
+  emb = np.asarray(emb_nd, np.float32)
+  n = ds.num_prompts
+  if emb.shape[:1] != (n,) or emb.ndim != 2:
+    raise ValueError(f'emb_nd: expected [{n}, d], got {emb.shape}.')
+  p = default_probe_size(n) if probe_size is None else int(probe_size)
+  if not 1 <= p < n:
+    raise ValueError(f'probe_size: expected 1..{n - 1}, got {probe_size!r}.')
+  p_key, k_key = jax.random.split(key)
+  perm = np.asarray(jax.random.permutation(p_key, n))
+  probe_idx, train_idx = np.sort(perm[:p]), np.sort(perm[p:])
+  mask = np.asarray(ds.label_mask_nm, bool)
+  cost = np.asarray(ds.cost_nm, np.float64)
+  cost_m = np.where(mask, cost, 0).sum(0) / np.maximum(mask.sum(0), 1)
+  ks = np.asarray(
+      [k] if k is not None else methods.kmeans_k_grid(train_idx.size, p),
+      np.int32,
+  )
+  ss = [shrinkage] if shrinkage is not None else list(strengths)
+  if k is not None and not 1 <= k <= train_idx.size:
+    raise ValueError(f'k: expected 1..{train_idx.size}, got {k!r}.')
+  weight_n = np.zeros((n,), np.float32)
+  weight_n[train_idx] = 1.0
+  k_max = int(ks.max())
+  fit_all = jax.jit(
+      jax.vmap(
+          lambda kk: kmeans.kmeans(
+              k_key,
+              jnp.asarray(emb),
+              jnp.asarray(weight_n),
+              kk,
+              k_max=k_max,
+              n_init=n_init,
+          )
+      )
+  )
+  clusterings = fit_all(jnp.asarray(ks))
+  common = dict(
+      probe_ids=[str(x) for x in ds.prompt_ids[probe_idx]],
+      probe_texts=[str(x) for x in ds.prompts[probe_idx]],
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
+  )
+  args = (
+      emb[probe_idx],
+      np.asarray(ds.quality_nm)[probe_idx],
+      mask[probe_idx],
+      cost_m,
+      ds.llm_names,
+  )
+  info = {
+      'num_probe': p,
+      'num_train': int(train_idx.size),
+      'k_candidates': ks.tolist(),
+      'strength_candidates': ss,
+  }
+  best = (0, ss[0])
+  if len(ks) > 1 or len(ss) > 1:
+    q_tm = np.asarray(ds.quality_nm)[train_idx]
+    areas = []
+    for i in range(len(ks)):
+      c = jax.tree.map(lambda x, i=i: x[i], clusterings)
+      r = router_lib.from_clustering(c, *args, trim=False, **common)
+      _, area_s = calibration.select_shrinkage(
+          r,
+          emb[train_idx],
+          q_tm,
+          mask[train_idx],
+          np.asarray(ds.cost_nm)[train_idx],
+          strengths=ss,
+      )
+      areas.append(area_s)
+    area_ks = np.stack(areas)
+    i, j = np.unravel_index(int(np.argmax(area_ks)), area_ks.shape)
+    best = (int(i), ss[int(j)])
+    info['val_area_ks'] = area_ks.tolist()
+  c = jax.tree.map(lambda x: x[best[0]], clusterings)
+  router = router_lib.from_clustering(c, *args, shrinkage=best[1], **common)
+  info.update(k=int(ks[best[0]]), shrinkage=float(best[1]))
+  return router, info
+
+
+def manifest(router: Router) -> dict:
+  """The JSON manifest of a router (everything static, plus costs)."""
+  return {
+      'format': FORMAT,
+      'format_version': FORMAT_VERSION,
+      'library_version': metadata.version('unirouter_jax'),
+      'llm_names': list(router.llm_names),
+      'cost_m': np.asarray(router.cost_m).tolist(),
+      'shrinkage': float(router.shrinkage),
+      'num_clusters': router.num_clusters,
+      'encoder_id': router.encoder_id,
+      'encoder_hash': router.encoder_hash,
+      'probe_ids': list(router.probe_ids),
+      'probe_texts': list(router.probe_texts),
+      'arrays': {
+          name: [
+              list(np.shape(getattr(router, name))),
+              str(getattr(router, name).dtype),
+          ]
+          for name in _ARRAYS
+      },
+  }
+
+
+def save_router(directory, router: Router) -> None:
+  """Writes ``router`` to ``directory`` atomically (see checkpointing)."""
+  from unirouter_jax.deploy import checkpointing  # noqa: PLC0415 (orbax)
+
+  tree = {name: getattr(router, name) for name in _ARRAYS}
+  checkpointing.save(directory, tree, manifest=manifest(router))
+
+
+def read_router_manifest(directory) -> dict:
+  """The manifest of the router at ``directory`` (ValueError if none)."""
+  from unirouter_jax.deploy import checkpointing  # noqa: PLC0415 (orbax)
+
+  man = checkpointing.read_manifest(directory)
+  if man.get('format') != FORMAT:
+    raise ValueError(
+        f'{directory}: not a unirouter router (manifest format '
+        f'{man.get("format")!r}).'
+    )
+  if man.get('format_version', 0) > FORMAT_VERSION:
+    raise ValueError(
+        f'{directory}: router format {man["format_version"]} is newer than '
+        f'this library supports ({FORMAT_VERSION}); upgrade unirouter_jax.'
+    )
+  return man
+
+
+def load_router(
+    directory, *, encoder_id: str | None = None, encoder_hash: str | None = None
+) -> Router:
+  """Reads a router written by :func:`save_router`.
+
+  Args:
+    directory: the router directory.
+    encoder_id, encoder_hash: the encoder the caller will use; a router
+      fitted with a different one fails with ValueError.
+  """
+  from unirouter_jax.deploy import checkpointing  # noqa: PLC0415 (orbax)
+
+  man = read_router_manifest(directory)
+  if encoder_id is not None:
+    stub = Router(
+        *([None] * len(_ARRAYS)),
+        encoder_id=man['encoder_id'],
+        encoder_hash=man['encoder_hash'],
+    )
+    check_encoder(stub, encoder_id, encoder_hash or '')
+  abstract = {
+      name: jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
+      for name, (shape, dtype) in man['arrays'].items()
+  }
+  arrays = checkpointing.restore(directory, abstract)
+  m = len(man['llm_names'])
+  if (
+      arrays['cost_m'].shape != (m,)
+      or len(man['probe_ids']) != arrays['probe_emb_pd'].shape[0]
+  ):
+    raise ValueError(f'{directory}: manifest and arrays disagree.')
+  return Router(
+      **{name: jnp.asarray(arrays[name]) for name in _ARRAYS},
+      llm_names=tuple(man['llm_names']),
+      probe_ids=tuple(man['probe_ids']),
+      probe_texts=tuple(man['probe_texts']),
+      encoder_id=man['encoder_id'],
+      encoder_hash=man['encoder_hash'],
+  )
+
+
+def dumps_route(
+    out, texts: Sequence[str] | None = None, *, top: int | None = None
+) -> str:
+  """JSON of a :class:`RouteOutput`: choice, cluster and every candidate."""
+  gamma = np.asarray(out.gamma_qm)
+  cost = np.asarray(out.cost_m)
+  lam = np.broadcast_to(np.asarray(out.lam, np.float64), gamma.shape[:1])
+  rows = []
+  for i, c in enumerate(np.asarray(out.choice_q)):
+    score = gamma[i] + lam[i] * cost
+    order = np.argsort(score, kind='stable')[:top]
+    rows.append({
+        **({'prompt': texts[i]} if texts is not None else {}),
+        'choice': out.llm_names[int(c)],
+        'cluster': int(np.asarray(out.cluster_q)[i]),
+        'lambda': float(lam[i]),
+        'candidates': [
+            {
+                'llm': out.llm_names[j],
+                'est_quality': float(1 - gamma[i, j]),
+                'cost': float(cost[j]),
+                'score': float(score[j]),
+            }
+            for j in order
+        ],
+    })
+  return json.dumps({'results': rows}, indent=2)

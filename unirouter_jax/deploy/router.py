@@ -1,0 +1,483 @@
+"""The user-facing UniRoute router: a frozen pytree and pure functions.
+
+A :class:`Router` holds everything needed to route a prompt among a set of
+LLMs and to onboard a new LLM without retraining (method.md 2.1):
+
+* the prompt side: K-means ``centroids_kd`` fitted on training prompts;
+* the **probe set**: the representative prompts (ids, texts, embeddings)
+  that every LLM is labelled on, with the labels of every LLM
+  (``probe_error_pm``, ``probe_visible_pm``);
+* the LLM side derived from the probe labels: ``psi_km`` (per-cluster mean
+  error, optionally shrunk toward the LLM's global error), ``count_km``,
+  ``se_km`` and ``global_m``; costs ``cost_m`` and names.
+
+Adding an LLM needs only its labels on the probe prompts: :func:`add_llm`
+appends a column and recomputes the (cheap) tables, so the result equals a
+router fitted with that LLM from the start (K-means uses no labels).
+
+Every function returns a new router and leaves its input unchanged; bad input
+raises ``ValueError`` naming the argument.
+
+**[project choice]** standard errors. ``se_km`` is the standard error of the
+cluster mean with one pseudo-observation of a fair coin (mean 0.5, second
+moment 0.5) added: ``v = (sum_sq + .5) / (c + 1) - ((sum + .5) / (c + 1))^2``
+and ``se = sqrt(v / (c + 1))``. It is 0.5 for an empty cluster and stays
+positive when every probe label in a cluster agrees.
+
+**[project choice]** shrinkage. ``psi_km = (c psi_raw + s g) / (c + s)`` with
+``s = router.shrinkage`` pseudo-prompts at the LLM's global error ``g``
+(:func:`unirouter_jax.core.psi.shrunk_psi`); ``s = 0`` is the paper's rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unirouter_jax.core import kmeans
+from unirouter_jax.core.structs import Clustering, RouteOutput, Router
+from unirouter_jax.deploy import state as router_state
+
+Array = jax.Array
+
+__all__ = (
+    'RouteOutput',
+    'Router',
+    'add_llm',
+    'cluster_table',
+    'fit_router',
+    'from_clustering',
+    'probe_labels_array',
+    'remove_llm',
+    'route',
+    'route_arrays',
+    'route_output',
+    'set_cost',
+    'set_shrinkage',
+)
+
+
+def fit_router(
+    key,
+    emb_nd,
+    quality_nm,
+    label_mask_nm,
+    cost_m,
+    llm_names: Sequence[str],
+    *,
+    train_idx,
+    probe_idx,
+    k: int,
+    probe_ids: Sequence[str] | None = None,
+    probe_texts: Sequence[str] | None = None,
+    encoder_id: str = '',
+    encoder_hash: str = '',
+    shrinkage: float = 0.0,
+    n_init: int = 3,
+    max_iter: int = 100,
+) -> Router:
+  """Fits a router: K-means on ``train_idx``, ``psi`` on ``probe_idx``.
+
+  Args:
+    key: PRNG key of K-means.
+    emb_nd: ``[n, d]`` prompt embeddings.
+    quality_nm: ``[n, m]`` labels in [0, 1] (only the probe rows are used).
+    label_mask_nm: ``[n, m]`` True where labelled.
+    cost_m: ``[m]`` cost per query.
+    llm_names: ``m`` unique names.
+    train_idx: ``[n_train]`` prompts to cluster.
+    probe_idx: ``[p]`` the probe set (every LLM's labels on it give psi).
+    k: number of clusters (``1 <= k <= n_train``).
+    probe_ids: ``p`` ids of the probe prompts (default: their indices).
+    probe_texts: ``p`` texts of the probe prompts (default: empty).
+    encoder_id: identifier of the encoder that produced ``emb_nd``.
+    encoder_hash: hash of its weights.
+    shrinkage: pseudo-count of the shrinkage estimator (0 = paper).
+    n_init: K-means restarts.
+    max_iter: Lloyd iterations.
+  """
+  emb = np.asarray(emb_nd, np.float32)
+  q = np.asarray(quality_nm, np.float32)
+  mask = np.asarray(label_mask_nm, bool)
+  if emb.ndim != 2 or q.ndim != 2 or q.shape[0] != emb.shape[0]:
+    raise ValueError(
+        f'emb_nd/quality_nm: expected [n, d] and [n, m], got {emb.shape} and '
+        f'{q.shape}.'
+    )
+  if mask.shape != q.shape:
+    raise ValueError(f'label_mask_nm: expected {q.shape}, got {mask.shape}.')
+  names = router_state.check_names(llm_names, 'llm_names')
+  if len(names) != q.shape[1]:
+    raise ValueError(
+        f'llm_names: expected {q.shape[1]} names, got {len(names)}.'
+    )
+  cost = router_state.check_cost(cost_m, 'cost_m')
+  if cost.shape != (q.shape[1],):
+    raise ValueError(
+        f'cost_m: expected shape ({q.shape[1]},), got {cost.shape}.'
+    )
+  train_idx = np.asarray(train_idx, np.int64)
+  probe_idx = np.asarray(probe_idx, np.int64)
+  if probe_idx.size == 0 or train_idx.size == 0:
+    raise ValueError('train_idx/probe_idx: expected non-empty index arrays.')
+  if not isinstance(k, (int, np.integer)) or not 1 <= k <= train_idx.size:
+    raise ValueError(f'k: expected an int in [1, {train_idx.size}], got {k!r}.')
+  pq = q[probe_idx]
+  pmask = mask[probe_idx]
+  if (
+      not np.isfinite(pq[pmask]).all()
+      or (pq[pmask] < 0).any()
+      or (pq[pmask] > 1).any()
+  ):
+    raise ValueError('quality_nm: expected probe labels in [0, 1].')
+  ids = tuple(str(i) for i in (probe_idx if probe_ids is None else probe_ids))
+  texts = (
+      tuple('' for _ in ids)
+      if probe_texts is None
+      else tuple(str(t) for t in probe_texts)
+  )
+  if len(ids) != probe_idx.size or len(texts) != probe_idx.size:
+    raise ValueError(
+        f'probe_ids/probe_texts: expected {probe_idx.size} entries, got '
+        f'{len(ids)} and {len(texts)}.'
+    )
+  if len(set(ids)) != len(ids):
+    raise ValueError('probe_ids: expected unique ids.')
+  weight_n = np.zeros((emb.shape[0],), np.float32)
+  weight_n[train_idx] = 1.0
+  clustering = _kmeans_jit(
+      key,
+      jnp.asarray(emb),
+      jnp.asarray(weight_n),
+      k,
+      k_max=int(k),
+      n_init=n_init,
+      max_iter=max_iter,
+  )
+  return from_clustering(
+      clustering,
+      emb[probe_idx],
+      np.where(pmask, pq, 0.0),
+      pmask,
+      cost,
+      names,
+      probe_ids=ids,
+      probe_texts=texts,
+      encoder_id=encoder_id,
+      encoder_hash=encoder_hash,
+      shrinkage=shrinkage,
+  )
+
+
+def from_clustering(
+    clustering: Clustering,
+    probe_emb_pd,
+    probe_quality_pm,
+    probe_mask_pm,
+    cost_m,
+    llm_names,
+    *,
+    probe_ids,
+    probe_texts,
+    encoder_id='',
+    encoder_hash='',
+    shrinkage=0.0,
+    trim: bool = True,
+) -> Router:
+  """A router from a fitted clustering and validated probe labels.
+
+  ``trim`` drops the padded clusters (real clusters come first).
+  """
+  centroids_kd, mask_k = clustering.centroids_kd, clustering.cluster_mask_k
+  if trim:
+    k = int(np.asarray(mask_k).sum())
+    centroids_kd, mask_k = centroids_kd[:k], mask_k[:k]
+  pmask = np.asarray(probe_mask_pm, bool)
+  router = Router(
+      centroids_kd=jnp.asarray(centroids_kd, jnp.float32),
+      cluster_mask_k=jnp.asarray(mask_k, bool),
+      probe_emb_pd=jnp.asarray(probe_emb_pd, jnp.float32),
+      probe_error_pm=jnp.asarray(
+          np.where(pmask, 1.0 - np.asarray(probe_quality_pm), 0.0), jnp.float32
+      ),
+      probe_visible_pm=jnp.asarray(pmask),
+      cost_m=jnp.asarray(cost_m, jnp.float32),
+      shrinkage=jnp.asarray(
+          router_state.check_shrinkage(shrinkage), jnp.float32
+      ),
+      psi_km=None,
+      count_km=None,
+      se_km=None,
+      global_m=None,
+      llm_names=tuple(llm_names),
+      probe_ids=tuple(probe_ids),
+      probe_texts=tuple(probe_texts),
+      encoder_id=str(encoder_id),
+      encoder_hash=str(encoder_hash),
+  )
+  return router_state.rebuild(router)
+
+
+@functools.partial(jax.jit, static_argnames=('k_max', 'n_init', 'max_iter'))
+def _kmeans_jit(key, emb_nd, weight_n, k, *, k_max, n_init, max_iter):
+  return kmeans.kmeans(
+      key, emb_nd, weight_n, k, k_max=k_max, n_init=n_init, max_iter=max_iter
+  )
+
+
+def probe_labels_array(router: Router, probe_labels, *, allow_missing=False):
+  """``([p] error, [p] visible)`` from labels keyed by probe id, or ``[p]``.
+
+  Args:
+    router: the router whose probe set the labels refer to.
+    probe_labels: ``{probe_id: quality}`` or a length-``p`` sequence in probe
+      order (NaN = missing).
+    allow_missing: accept labels for only part of the probe set.
+
+  Raises:
+    ValueError: on unknown or missing ids, or values outside [0, 1].
+  """
+  p = len(router.probe_ids)
+  if isinstance(probe_labels, Mapping):
+    index = {pid: i for i, pid in enumerate(router.probe_ids)}
+    unknown = [str(x) for x in probe_labels if str(x) not in index]
+    if unknown:
+      raise ValueError(
+          f'probe_labels: {len(unknown)} unknown probe ids, e.g. '
+          f'{unknown[:5]} (see `unirouter probe-set`).'
+      )
+    q = np.full((p,), np.nan, np.float64)
+    for pid, v in probe_labels.items():
+      try:
+        q[index[str(pid)]] = float(v)
+      except (TypeError, ValueError) as e:
+        raise ValueError(
+            f'probe_labels: probe id {pid!r}: expected a number, got {v!r}.'
+        ) from e
+  else:
+    q = np.asarray(probe_labels, np.float64)
+    if q.shape != (p,):
+      raise ValueError(f'probe_labels: expected {p} values, got {q.shape}.')
+  visible = ~np.isnan(q)
+  bad = np.flatnonzero(visible & ((q < 0) | (q > 1) | ~np.isfinite(q)))
+  if bad.size:
+    i = bad[0]
+    raise ValueError(
+        f'probe_labels: expected quality in [0, 1], got {q[i]} for probe id '
+        f'{router.probe_ids[i]!r} ({bad.size} bad values).'
+    )
+  if not allow_missing and not visible.all():
+    missing = [router.probe_ids[i] for i in np.flatnonzero(~visible)]
+    raise ValueError(
+        f'probe_labels: missing {len(missing)} of {p} probe ids, e.g. '
+        f'{missing[:5]} (pass allow_missing=True to accept partial labels).'
+    )
+  if not visible.any():
+    raise ValueError('probe_labels: expected at least one label.')
+  return np.where(visible, 1.0 - q, 0.0).astype(np.float32), visible
+
+
+def add_llm(
+    router: Router,
+    name: str,
+    cost: float,
+    probe_labels,
+    *,
+    allow_missing: bool = False,
+) -> Router:
+  """A new router with one more LLM, from its labels on the probe set.
+
+  No retraining: the clusters are unchanged; ``psi`` of the new LLM is its
+  (shrunk) mean error per cluster on the probe prompts.
+
+  Args:
+    router: the router (unchanged).
+    name: the new LLM's name (must not exist yet).
+    cost: its cost per query (finite, >= 0).
+    probe_labels: ``{probe_id: quality}`` or ``[p]`` qualities in [0, 1].
+    allow_missing: accept labels for part of the probe set.
+  """
+  names = router_state.check_names((*router.llm_names, name), 'name')
+  c = router_state.check_cost(cost, 'cost')
+  if c.shape != ():
+    raise ValueError(f'cost: expected a scalar, got shape {c.shape}.')
+  err_p, vis_p = probe_labels_array(
+      router, probe_labels, allow_missing=allow_missing
+  )
+  return router_state.rebuild(
+      router,
+      probe_error_pm=jnp.concatenate(
+          [router.probe_error_pm, jnp.asarray(err_p)[:, None]], axis=1
+      ),
+      probe_visible_pm=jnp.concatenate(
+          [router.probe_visible_pm, jnp.asarray(vis_p)[:, None]], axis=1
+      ),
+      cost_m=jnp.concatenate([router.cost_m, jnp.asarray(c)[None]]),
+      llm_names=names,
+  )
+
+
+def _index(router: Router, name: str) -> int:
+  if name not in router.llm_names:
+    raise ValueError(
+        f'name: no LLM named {name!r}; the router has {list(router.llm_names)}.'
+    )
+  return router.llm_names.index(name)
+
+
+def remove_llm(router: Router, name: str) -> Router:
+  """A new router without the LLM ``name`` (at least one must remain)."""
+  i = _index(router, name)
+  if router.num_llms == 1:
+    raise ValueError(f'name: cannot remove {name!r}, the only LLM.')
+  keep = np.asarray([j for j in range(router.num_llms) if j != i])
+  return router_state.rebuild(
+      router,
+      probe_error_pm=router.probe_error_pm[:, keep],
+      probe_visible_pm=router.probe_visible_pm[:, keep],
+      cost_m=router.cost_m[keep],
+      llm_names=tuple(router.llm_names[j] for j in keep),
+  )
+
+
+def set_cost(router: Router, name: str, cost: float) -> Router:
+  """A new router where LLM ``name`` costs ``cost`` per query."""
+  i = _index(router, name)
+  c = router_state.check_cost(cost, 'cost')
+  if c.shape != ():
+    raise ValueError(f'cost: expected a scalar, got shape {c.shape}.')
+  return router.replace(cost_m=router.cost_m.at[i].set(c))
+
+
+def set_shrinkage(router: Router, shrinkage: float) -> Router:
+  """A new router with the shrinkage pseudo-count ``shrinkage`` (>= 0)."""
+  s = jnp.asarray(
+      router_state.check_shrinkage(shrinkage), router.shrinkage.dtype
+  )
+  return router_state.rebuild(router, shrinkage=s)
+
+
+@jax.jit
+def _route_arrays(
+    centroids_kd, cluster_mask_k, psi_km, cost_m, pool_m, emb_qd, lam
+):
+  """``lam`` is ``[]`` or ``[q]`` (per-prompt, for randomised mixing)."""
+  clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
+  cluster_q = kmeans.assign(emb_qd, clustering)
+  gamma_qm = jnp.take(psi_km, cluster_q, axis=0)
+  lam_q1 = jnp.reshape(lam, (-1, 1))
+  score_qm = jnp.where(
+      pool_m[None, :], gamma_qm + lam_q1 * cost_m[None, :], jnp.inf
+  )
+  choice_q = jnp.argmin(score_qm, axis=-1).astype(jnp.int32)
+  return choice_q, gamma_qm, cluster_q
+
+
+def route_arrays(router: Router, pool_m: Array, emb_qd: Array, lam):
+  """``(choice_q, gamma_qm, cluster_q)`` for validated inputs.
+
+  ``lam`` is ``[]`` or ``[q]`` (per prompt, for randomised mixing); the
+  jitted core behind :func:`route` and the calibration functions.
+  """
+  return _route_arrays(
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.psi_km,
+      router.cost_m,
+      pool_m,
+      emb_qd,
+      lam,
+  )
+
+
+def pool_mask(router: Router, pool: Sequence[str] | None) -> Array:
+  """``[m]`` bool mask of the LLM names in ``pool`` (None = every LLM)."""
+  if pool is None:
+    return jnp.ones((router.num_llms,), bool)
+  idx = [_index(router, n) for n in pool]
+  if not idx:
+    raise ValueError('pool: expected at least one LLM name.')
+  return jnp.zeros((router.num_llms,), bool).at[jnp.asarray(idx)].set(True)
+
+
+def check_embeddings(router: Router, emb_qd) -> Array:
+  """``emb_qd`` as a float32 device array; ValueError on a bad shape."""
+  emb = jnp.asarray(emb_qd, jnp.float32)
+  d = router.centroids_kd.shape[1]
+  if emb.ndim != 2 or emb.shape[1] != d or emb.shape[0] == 0:
+    raise ValueError(
+        f"emb_qd: expected a non-empty [q, {d}] array (the router's "
+        f'encoder {router.encoder_id!r}), got shape {tuple(emb.shape)}.'
+    )
+  return emb
+
+
+def route_output(
+    router: Router, pool_m: Array, emb_qd: Array, lam
+) -> RouteOutput:
+  """The :class:`RouteOutput` of validated inputs (``lam`` ``[]`` or ``[q]``).
+
+  The one builder of routing outputs (fixed and calibrated cost weights).
+  """
+  choice_q, gamma_qm, cluster_q = route_arrays(router, pool_m, emb_qd, lam)
+  return RouteOutput(
+      choice_q=choice_q,
+      gamma_qm=gamma_qm,
+      cost_m=router.cost_m,
+      cluster_q=cluster_q,
+      lam=lam,
+      llm_names=router.llm_names,
+  )
+
+
+def route(
+    router: Router,
+    emb_qd,
+    *,
+    lam: float,
+    pool: Sequence[str] | None = None,
+) -> RouteOutput:
+  """Routes prompts by ``argmin_m gamma(x, m) + lam * cost_m``.
+
+  For a target mean cost instead of ``lam``, see
+  :func:`unirouter_jax.deploy.calibration.route_budget`.
+
+  Args:
+    router: the router.
+    emb_qd: ``[q, d]`` prompt embeddings from the router's encoder.
+    lam: cost weight in raw cost units (error per unit of cost), >= 0.
+    pool: optional LLM names to route among (default: all).
+
+  Returns:
+    A :class:`RouteOutput` with the choice, every candidate's estimated
+    error and cost, and the prompt's cluster.
+  """
+  emb = check_embeddings(router, emb_qd)
+  pool_m = pool_mask(router, pool)
+  if lam is None or not (np.isfinite(lam) and lam >= 0):
+    raise ValueError(f'lam: expected a finite value >= 0, got {lam!r}.')
+  return route_output(router, pool_m, emb, jnp.asarray(lam, jnp.float32))
+
+
+def cluster_table(router: Router) -> dict[str, np.ndarray]:
+  """Host arrays of the real clusters: psi, raw mean, count, se per LLM."""
+  real = np.asarray(router.cluster_mask_k)
+  raw = router_state.tables_jit(
+      router.centroids_kd,
+      router.cluster_mask_k,
+      router.probe_emb_pd,
+      router.probe_error_pm,
+      router.probe_visible_pm,
+      jnp.zeros(()),
+  )[0]
+  return {
+      'psi_km': np.asarray(router.psi_km)[real],
+      'raw_psi_km': np.asarray(raw)[real],
+      'count_km': np.asarray(router.count_km)[real],
+      'se_km': np.asarray(router.se_km)[real],
+      'global_m': np.asarray(router.global_m),
+  }

@@ -1,0 +1,77 @@
+"""State of the user-facing router: the :class:`Router` pytree, the routing
+output, and the derived per-cluster tables (see :mod:`unirouter_jax.deploy.router`
+for the functions around them and the project choices behind the tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from unirouter_jax.core import kmeans, psi
+from unirouter_jax.core.structs import Clustering, Router
+
+Array = jax.Array
+
+
+def tables(
+    centroids_kd, cluster_mask_k, probe_emb_pd, error_pm, visible_pm, shrinkage
+):
+  """``(psi_km, count_km, se_km, global_m)`` from the probe labels."""
+  clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
+  feats = psi.cluster_features(probe_emb_pd, clustering, error_pm, visible_pm)
+  a_pk = kmeans.one_hot_assign(probe_emb_pd, clustering)
+  err_pm = jnp.where(visible_pm, error_pm, 0.0)
+  hi = lax.Precision.HIGHEST
+  sum_km = jnp.matmul(a_pk.T, err_pm, precision=hi)
+  sq_km = jnp.matmul(a_pk.T, err_pm * err_pm, precision=hi)
+  c1_km = feats.count_km + 1.0
+  var_km = (sq_km + 0.5) / c1_km - ((sum_km + 0.5) / c1_km) ** 2
+  se_km = jnp.sqrt(jnp.maximum(var_km, 0.0) / c1_km)
+  psi_km = psi.shrunk_psi(feats, shrinkage)
+  return psi_km, feats.count_km, se_km, feats.global_m
+
+
+tables_jit = jax.jit(tables)
+
+
+def rebuild(router: Router, **changes) -> Router:
+  """``router.replace(**changes)`` with the derived tables recomputed."""
+  r = router.replace(**changes)
+  psi, count, se, glob = tables_jit(
+      r.centroids_kd,
+      r.cluster_mask_k,
+      r.probe_emb_pd,
+      r.probe_error_pm,
+      r.probe_visible_pm,
+      r.shrinkage,
+  )
+  return r.replace(psi_km=psi, count_km=count, se_km=se, global_m=glob)
+
+
+def check_names(names: Sequence[str], arg: str) -> tuple[str, ...]:
+  names = tuple(str(x) for x in names)
+  dup = sorted({x for x in names if names.count(x) > 1})
+  if dup:
+    raise ValueError(f'{arg}: duplicate LLM names {dup}.')
+  if any(not x for x in names):
+    raise ValueError(f'{arg}: LLM names must be non-empty strings.')
+  return names
+
+
+def check_cost(cost, arg: str) -> np.ndarray:
+  c = np.asarray(cost, np.float32)
+  if not np.isfinite(c).all() or (c < 0).any():
+    raise ValueError(f'{arg}: expected finite costs >= 0, got {cost!r}.')
+  return c
+
+
+def check_shrinkage(shrinkage) -> float:
+  s = float(shrinkage)
+  if not (np.isfinite(s) and s >= 0):
+    raise ValueError(f'shrinkage: expected a finite value >= 0, got {s!r}.')
+  return s

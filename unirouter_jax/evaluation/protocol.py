@@ -1,0 +1,401 @@
+"""The held-out-LLM evaluation protocol (method.md section 3), as one program.
+
+One trial is a seeded random split of the LLMs into a training and a test
+pool, and of the prompts into train / validation / test sets. Every method
+routes the test prompts among the test LLMs only; hyperparameters (K, k) are
+chosen per trial with training LLMs only (method.md 2.4):
+
+* **Selection view**: the prompt side is fitted on the training prompts,
+  ``psi`` of each training LLM comes from the *training* set, and the
+  validation prompts are routed among the training LLMs; the candidate with
+  the largest validation Area wins.
+* **Test view**: the prompt side is fitted on the training prompts, ``psi``
+  of every LLM comes from the validation prompts (the probe set), and the
+  test prompts are routed among the test LLMs.
+
+Splits are fixed-size index arrays, so trials stack on a leading ``s`` axis
+and the whole protocol is one jitted function mapped over trials
+(``lax.map`` in chunks of ``trial_batch_size``); the embedding matrix is
+never copied per trial. [project choice] When a test prompt lacks a label
+for some pool LLM, the evaluation routes it among the labelled pool LLMs
+only; a prompt with none is left out of the means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from unirouter_jax.core import curves, routing
+from unirouter_jax.core.structs import (
+    MethodResult,
+    RoutingData,
+    Split,
+    TrialResult,
+)
+from unirouter_jax.estimators import baselines
+from unirouter_jax.estimators.base import Estimator, TwoStageFit
+from unirouter_jax.evaluation import views
+from unirouter_jax.evaluation.views import (
+    eval_set,
+    selection_inputs,
+    trial_inputs,
+)
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolConfig:
+  """Static settings of the protocol (method.md section 3 defaults).
+
+  Attributes:
+    num_trials: random splits (paper: 400).
+    test_llm_fraction: share of LLMs held out as unseen test LLMs.
+    train_fraction: share of prompts used to fit the prompt side.
+    val_fraction: share of prompts in the probe (validation) set.
+    static_pool: train and test pools are all LLMs (method.md section 4).
+    num_lambdas: size of the cost-weight grid.
+    grid_points: size of the common normalised-cost grid.
+    trial_batch_size: trials evaluated together (``lax.map`` batch size).
+    grid_batch_size: hyperparameter grid points whose prompt side (K-means)
+      is fitted together: None vmaps the whole grid (accelerators); 1 fits
+      one K at a time, each stopping at its own convergence (fastest on
+      CPU, see ``sweep.cpu_config``).
+  """
+
+  num_trials: int = 400
+  test_llm_fraction: float = 1 / 3
+  train_fraction: float = 0.6
+  val_fraction: float = 0.1
+  static_pool: bool = False
+  num_lambdas: int = 200
+  grid_points: int = 101
+  trial_batch_size: int = 8
+  grid_batch_size: int | None = None
+
+
+def split_sizes(n: int, m: int, config: ProtocolConfig):
+  """``(n_train, n_val, n_test, m_test)``; ValueError if a split is empty."""
+  for name in ('train_fraction', 'val_fraction', 'test_llm_fraction'):
+    value = getattr(config, name)
+    if not 0.0 < value < 1.0:
+      raise ValueError(f'{name}: expected a fraction in (0, 1), got {value}.')
+  if config.num_trials < 1:
+    raise ValueError(f'num_trials: expected >= 1, got {config.num_trials}.')
+  n_train = int(round(config.train_fraction * n))
+  n_val = int(round(config.val_fraction * n))
+  n_test = n - n_train - n_val
+  for name, size in (('train', n_train), ('val', n_val), ('test', n_test)):
+    if size < 1:
+      raise ValueError(
+          f'train_fraction/val_fraction: the {name} split of {n} prompts is '
+          f'empty (train {n_train}, val {n_val}, test {n_test}).'
+      )
+  if config.static_pool:
+    return n_train, n_val, n_test, m
+  m_test = int(round(config.test_llm_fraction * m))
+  if m_test < 1 or m_test >= m:
+    raise ValueError(
+        f'test_llm_fraction: {config.test_llm_fraction} of {m} LLMs leaves '
+        f'{m - m_test} training and {m_test} test LLMs; both must be >= 1.'
+    )
+  return n_train, n_val, n_test, m_test
+
+
+def make_splits(key: Array, n: int, m: int, config: ProtocolConfig) -> Split:
+  """``num_trials`` random splits, stacked on a leading ``s`` axis."""
+  n_train, n_val, _, m_test = split_sizes(n, m, config)
+
+  def one(k):
+    p_key, m_key, t_key = jax.random.split(k, 3)
+    perm_n = jax.random.permutation(p_key, n)
+    if config.static_pool:
+      train_llm = jnp.ones((m,), bool)
+      test_llm = train_llm
+    else:
+      rank_m = jnp.argsort(jax.random.permutation(m_key, m))
+      test_llm = rank_m < m_test
+      train_llm = ~test_llm
+    return Split(
+        train_idx=perm_n[:n_train],
+        val_idx=perm_n[n_train : n_train + n_val],
+        test_idx=perm_n[n_train + n_val :],
+        train_llm_m=train_llm,
+        test_llm_m=test_llm,
+        key=t_key,
+    )
+
+  return jax.vmap(one)(jax.random.split(key, config.num_trials))
+
+
+def _map_grid(fn, grid, batch_size):
+  """``fn`` over the grid's leading axis: ``vmap``, or ``lax.map`` in chunks
+  of ``batch_size`` (one K at a time on CPU: no padding of every K to the
+  batch's slowest convergence)."""
+  if batch_size is None:
+    return jax.vmap(fn)(grid)
+  return jax.lax.map(fn, grid, batch_size=batch_size)
+
+
+def _method_points(est: Estimator, grid, pad, key, data, split, lam_l, gbs):
+  """Curve inputs of one method: ``[G]`` test view, ``[G]`` selection view.
+
+  The selection view is absent (None) when the grid has one point. With a
+  ``TwoStageFit``, the prompt side (K-means on the training prompts, the same
+  in both views) is fitted once per grid point and shared by the views.
+  """
+  inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
+  ev = eval_set(data, split.test_idx, split.test_llm_m)
+  grid = {k: jnp.asarray(v) for k, v in grid.items()}
+  size = next(iter(grid.values())).shape[0] if grid else 1
+  if not grid:
+    grid = {'_unit': jnp.zeros((1,))}  # one point with a unit grid axis
+
+  def hp_of(g):
+    return {k: v for k, v in g.items() if k != '_unit'}
+
+  def points(hp, prompt, view, ev, emb_q):
+    if prompt is None:
+      params = est.fit(key, view, hp, pad)
+    else:
+      params = est.fit.llm_fit(prompt, key, view, hp, pad)
+    if est.points is not None:
+      pts = est.points(params, view, ev, pad)
+      return curves.curve_inputs(*pts, view.pool_m, ev)
+    gamma = est.gamma(params, emb_q, view, pad)
+    cost_l, quality_l = curves.rule_points(
+        gamma, view.pool_m, view.cost_m, ev, lam_l
+    )
+    return curves.curve_inputs(cost_l, quality_l, True, view.pool_m, ev)
+
+  if isinstance(est.fit, TwoStageFit):
+    prompt_g = _map_grid(
+        lambda g: est.fit.prompt_fit(key, inputs, hp_of(g), pad), grid, gbs
+    )
+  else:
+    prompt_g = None
+
+  def over_grid(view, ev, emb_q):
+    if prompt_g is None:
+      return _map_grid(
+          lambda g: points(hp_of(g), None, view, ev, emb_q), grid, gbs
+      )
+    return jax.vmap(lambda g, pr: points(hp_of(g), pr, view, ev, emb_q))(
+        grid, prompt_g
+    )
+
+  test_g = over_grid(inputs, ev, data.emb_nd[split.test_idx])
+  if size == 1:
+    return test_g, None
+  val_g = over_grid(
+      selection_inputs(data, split),
+      eval_set(data, split.val_idx, split.train_llm_m),
+      data.emb_nd[split.val_idx],
+  )
+  return test_g, val_g
+
+
+def _rows(lo, hi, x):
+  return x[lo:hi]
+
+
+def _method_result(test_g, val_g) -> MethodResult:
+  """Selects the grid point of largest validation Area (method.md 2.4)."""
+  if val_g is None:
+    val_area = jnp.zeros(test_g.area.shape, test_g.area.dtype)
+    best = jnp.asarray(0)
+  else:
+    val_area = val_g.area
+    best = jnp.argmax(val_area)
+  return MethodResult(
+      metrics=jax.tree.map(lambda x: x[best], test_g),
+      selected=best,
+      test_area_g=test_g.area,
+      val_area_g=val_area,
+  )
+
+
+def _trial(
+    split, data, estimators, grids, pads, lam_l, grid_g, gbs=None
+) -> TrialResult:
+  ev = eval_set(data, split.test_idx, split.test_llm_m)
+  # Every method gets the trial's key: cluster-based methods with the same K
+  # then share one clustering (paired comparisons), and adding a method
+  # leaves the others' results unchanged.
+  pending = {
+      name: _method_points(
+          est, grids[name], pads[name], split.key, data, split, lam_l, gbs
+      )
+      for name, est in estimators.items()
+  }
+  oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
+  rule_cost = views.mean_cost(data.cost_nm, split.val_idx)
+  cost_l, quality_l = curves.rule_points(
+      oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l
+  )
+  oracle_in = jax.tree.map(
+      lambda x: x[None],
+      curves.curve_inputs(cost_l, quality_l, True, split.test_llm_m, ev),
+  )
+  # Every curve of the trial (each method's views and the oracle) goes
+  # through one vmapped curve_metrics per point count: one hull to compile.
+  parts = [('oracle', oracle_in)] + [
+      ((name, view), curve_in)
+      for name, (test_g, val_g) in pending.items()
+      for view, curve_in in (('test', test_g), ('val', val_g))
+      if curve_in is not None
+  ]
+  by_p = {}
+  for tag, curve_in in parts:
+    by_p.setdefault(curve_in['x_p'].shape[-1], []).append((tag, curve_in))
+  by_tag = {}
+  for group in by_p.values():
+    stacked = jax.tree.map(
+        lambda *xs: jnp.concatenate(xs), *[c for _, c in group]
+    )
+    out = jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw))(
+        stacked
+    )
+    sizes = np.asarray([c['x_p'].shape[0] for _, c in group])
+    ends = np.cumsum(sizes)
+    for (tag, _), lo, hi in zip(group, ends - sizes, ends, strict=True):
+      by_tag[tag] = jax.tree.map(functools.partial(_rows, lo, hi), out)
+  methods = {
+      name: _method_result(by_tag[(name, 'test')], by_tag.get((name, 'val')))
+      for name in estimators
+  }
+  oracle = jax.tree.map(lambda x: x[0], by_tag['oracle'])
+  cost_m, quality_m = curves.single_llm_points(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, split.test_llm_m
+  )
+  pool = split.test_llm_m
+  c_min, c_max = curves.pool_cost_range(ev.cost_qm, ev.weight_q, pool)
+  best_q, best_c = curves.best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool)
+  return TrialResult(
+      methods=methods,
+      oracle=oracle,
+      single_x_m=curves.normalise_cost(cost_m, c_min, c_max),
+      single_quality_m=quality_m,
+      test_llm_m=split.test_llm_m,
+      best_quality=best_q,
+      best_cost=best_c,
+      c_min=c_min,
+      c_max=c_max,
+  )
+
+
+def prepare(
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig,
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+):
+  """Validates inputs; returns the hyperparameter grids and pads per method."""
+  if not estimators:
+    raise ValueError('estimators: expected at least one method, got none.')
+  n, m = data.num_prompts, data.num_llms
+  n_train, n_val, _, _ = split_sizes(n, m, config)
+  grids = dict(grids or {})
+  out_grids, pads = {}, {}
+  for name, est in estimators.items():
+    grid = (
+        {k: np.atleast_1d(np.asarray(v)) for k, v in grids[name].items()}
+        if name in grids
+        else est.grid(n_train, n_val)
+    )
+    pad = est.pad(grid)
+    if est.pad_key is not None and pad > n_train:
+      raise ValueError(
+          f'{name}: {est.pad_key}={pad} is larger than the number of '
+          f'training prompts ({n_train}).'
+      )
+    out_grids[name], pads[name] = grid, pad
+  return out_grids, pads
+
+
+def run_protocol(
+    key: Array,
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig = ProtocolConfig(),
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    splits: Split | None = None,
+) -> TrialResult:
+  """Runs every method over every trial in one compiled program.
+
+  Args:
+    key: PRNG key for the splits (each split carries its trial's key).
+    data: the dataset on the device.
+    estimators: method name -> :class:`Estimator`.
+    config: protocol settings.
+    grids: optional hyperparameter grids overriding each estimator's own.
+    splits: optional precomputed splits (leading ``s`` axis).
+
+  Returns:
+    A :class:`TrialResult` whose arrays have a leading ``[s]`` trial axis.
+  """
+  grids, pads = prepare(data, estimators, config, grids)
+  if splits is None:
+    splits = make_splits(key, data.num_prompts, data.num_llms, config)
+  num_trials = splits.train_idx.shape[0]
+  fn = _compiled_protocol(
+      *static_args(
+          estimators,
+          grids,
+          pads,
+          config,
+          min(config.trial_batch_size, num_trials),
+      )
+  )
+  return fn(splits, data)
+
+
+def static_args(estimators, grids, pads, config: ProtocolConfig, batch_size):
+  """``protocol_fn``'s arguments, hashable: the compiled program's cache key."""
+  frozen_grids = tuple(
+      (name, tuple((k, tuple(np.asarray(v).tolist())) for k, v in g.items()))
+      for name, g in grids.items()
+  )
+  return (
+      tuple(estimators.items()),
+      frozen_grids,
+      tuple(sorted(pads.items())),
+      config.num_lambdas,
+      config.grid_points,
+      batch_size,
+      config.grid_batch_size,
+  )
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_protocol(*static):
+  """The jitted protocol (cached per static settings)."""
+  return jax.jit(protocol_fn(*static))
+
+
+def protocol_fn(
+    estimators, grids, pads, num_lambdas, grid_points, batch_size, gbs=None
+):
+  """``run(splits, data) -> TrialResult``, not jitted (``sweep`` shards it).
+
+  Arguments are hashable (tuples of items, see ``run_protocol``).
+  """
+  estimators = dict(estimators)
+  grids = {name: {k: np.asarray(v) for k, v in g} for name, g in grids}
+  pads = dict(pads)
+  lam_l = routing.lambda_grid(num_lambdas)
+  grid_g = jnp.linspace(0.0, 1.0, grid_points)
+
+  def run(splits, data):
+    def one(split):
+      return _trial(split, data, estimators, grids, pads, lam_l, grid_g, gbs)
+
+    return jax.lax.map(one, splits, batch_size=batch_size)
+
+  return run

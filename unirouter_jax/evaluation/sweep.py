@@ -1,0 +1,202 @@
+"""The whole protocol as one program, sharded over the devices' trial axis.
+
+``protocol.run_protocol`` already compiles every method over every trial,
+cost weight, K (padded to ``k_max``) and pool into one jitted function
+(``lax.map`` over trials in chunks of ``trial_batch_size``; grids vmapped or
+mapped; splits are index arrays, so the embedding matrix is never copied per
+trial: K-means selects a trial's training prompts by a 0/1 weight vector).
+This module adds:
+
+* **Multi-device**: ``run_sweep`` shards the trial axis over a 1-D mesh of
+  all devices (``jax.shard_map``): each device runs ``lax.map`` over its own
+  trials, the data is replicated. A trial's result does not depend on which
+  device runs it, so 1 and 8 devices agree trial by trial (bitwise with
+  ``trial_batch_size=1``; to float rounding otherwise, since a vmapped
+  chunk may group trials differently).
+* **Backend defaults**: ``tuned_config`` picks the batching that is fastest
+  on the backend: on CPU one trial and one K at a time (the matrix products
+  are already large, and each K-means run then stops at its own
+  convergence, as scikit-learn's do); on accelerators, trials and K vmapped
+  together so the products fill the chip.
+
+Multi-host (TPU pods, GPU clusters): call ``jax.distributed.initialize()``
+on every host first, then make the same ``run_sweep`` call on every host
+with the same key and the full data (each host holds the dataset; it is
+small next to the per-trial work). ``jax.devices()`` is then the global
+device list, the mesh spans every host, and the trials are sharded across
+it; the result is a global array sharded over trials (gather it with
+``jax.experimental.multihost_utils.process_allgather``). Not yet run on a
+pod here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from unirouter_jax.core.structs import RoutingData, Split, TrialResult
+from unirouter_jax.estimators.base import Estimator
+from unirouter_jax.evaluation import protocol
+from unirouter_jax.evaluation.protocol import ProtocolConfig
+
+Array = jax.Array
+
+TRIALS = 'trials'
+
+
+def tuned_config(config: ProtocolConfig, backend: str | None = None):
+  """``config`` with the batching that is fastest on ``backend``.
+
+  Args:
+    config: protocol settings (everything but batching is kept).
+    backend: ``'cpu'``, ``'gpu'``, ``'tpu'``; default ``jax.default_backend()``.
+
+  Returns:
+    On CPU ``trial_batch_size=1, grid_batch_size=1``; elsewhere the trials
+    of a chunk (up to 50) and the whole grid are vmapped together.
+  """
+  backend = backend or jax.default_backend()
+  if backend == 'cpu':
+    return dataclasses.replace(config, trial_batch_size=1, grid_batch_size=1)
+  return dataclasses.replace(
+      config, trial_batch_size=min(50, config.num_trials), grid_batch_size=None
+  )
+
+
+def trial_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh with axis ``'trials'`` over ``devices`` (default: all)."""
+  devices = list(jax.devices() if devices is None else devices)
+  return Mesh(np.asarray(devices), (TRIALS,))
+
+
+def _pad_trials(splits: Split, multiple: int) -> Split:
+  """Repeats the last split so the trial count divides by ``multiple``."""
+  s = splits.train_idx.shape[0]
+  extra = -s % multiple
+  if not extra:
+    return splits
+  return jax.tree.map(
+      lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]),
+      splits,
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepProgram:
+  """A prepared sweep: ``fn(splits, data)`` with its placed inputs.
+
+  ``fn`` is jitted; ``fn.lower(splits, data).compile()`` compiles it ahead
+  of time (benchmarks time compilation this way).
+  """
+
+  fn: object
+  splits: Split
+  data: RoutingData
+  num_trials: int
+
+  def __call__(self) -> TrialResult:
+    out = self.fn(self.splits, self.data)
+    if self.splits.train_idx.shape[0] == self.num_trials:
+      return out
+    return jax.tree.map(lambda x: x[: self.num_trials], out)
+
+
+def prepare_sweep(
+    key: Array,
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig | None = None,
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    splits: Split | None = None,
+    *,
+    mesh: Mesh | None = None,
+) -> SweepProgram:
+  """Validates, makes the splits and places them (see :func:`run_sweep`)."""
+  config = ProtocolConfig() if config is None else config
+  mesh = trial_mesh() if mesh is None else mesh
+  if mesh.axis_names != (TRIALS,):
+    raise ValueError(
+        f"mesh: expected one axis named '{TRIALS}', got {mesh.axis_names}."
+    )
+  grids, pads = protocol.prepare(data, estimators, config, grids)
+  if splits is None:
+    splits = protocol.make_splits(key, data.num_prompts, data.num_llms, config)
+  num_trials = splits.train_idx.shape[0]
+  num_dev = mesh.devices.size
+  padded = _pad_trials(splits, num_dev)
+  per_dev = padded.train_idx.shape[0] // num_dev
+  fn = _sharded_program(
+      mesh,
+      *protocol.static_args(
+          estimators, grids, pads, config, min(config.trial_batch_size, per_dev)
+      ),
+  )
+  return SweepProgram(
+      fn=fn,
+      splits=jax.device_put(padded, NamedSharding(mesh, P(TRIALS))),
+      data=jax.device_put(data, NamedSharding(mesh, P())),
+      num_trials=num_trials,
+  )
+
+
+def run_sweep(
+    key: Array,
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    config: ProtocolConfig | None = None,
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    splits: Split | None = None,
+    *,
+    mesh: Mesh | None = None,
+) -> TrialResult:
+  """Every method over every trial, trials sharded over ``mesh``.
+
+  Same arguments and result as :func:`protocol.run_protocol` (leading
+  ``[s]`` trial axis), plus ``mesh``.
+
+  Args:
+    key: PRNG key for the splits.
+    data: the dataset (replicated on every device).
+    estimators: method name -> :class:`Estimator`.
+    config: protocol settings (default ``ProtocolConfig()``);
+      ``trial_batch_size`` is the ``lax.map``
+      chunk on each device (see :func:`tuned_config`).
+    grids: optional hyperparameter grids overriding each estimator's own.
+    splits: optional precomputed splits (leading ``s`` axis).
+    mesh: a 1-D mesh with axis ``'trials'``; default all devices. With one
+      device this is ``run_protocol``.
+
+  Returns:
+    A :class:`TrialResult` whose arrays have a leading ``[s]`` trial axis,
+    sharded over the mesh.
+
+  Raises:
+    ValueError: naming the argument, as ``run_protocol``, or for a mesh
+      without the ``'trials'`` axis.
+  """
+  return prepare_sweep(
+      key, data, estimators, config, grids, splits, mesh=mesh
+  )()
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_program(mesh, *static):
+  """The jitted, sharded protocol (cached per mesh and static settings)."""
+  if mesh.devices.size == 1:
+    return protocol._compiled_protocol(*static)  # pylint: disable=protected-access
+  return jax.jit(
+      jax.shard_map(
+          protocol.protocol_fn(*static),
+          mesh=mesh,
+          in_specs=(P(TRIALS), P()),
+          out_specs=P(TRIALS),
+          check_vma=False,
+      )
+  )

@@ -1,0 +1,295 @@
+"""The ``unirouter`` console command.
+
+  unirouter evaluate --data PATH_OR_BUNDLED_NAME [--format F] \
+      [--embeddings E.npy] [--methods M ...] [--trials N] \
+      [--test_llm_fraction F] [--val_fraction F] [--seed S] --out DIR
+
+``evaluate`` runs the held-out-LLM protocol of the paper (method.md
+section 3) on a bundled dataset or the user's data (the wide or long CSV of
+``docs/data_formats.md``, or an upstream format) and writes
+``DIR/summary.json``, ``DIR/results.md``, ``DIR/metrics.jsonl`` and
+``DIR/plots/*.png``; rerunning with the same arguments resumes. Embeddings
+are computed with the default encoder (and cached) unless ``--embeddings``
+gives a ``.npy`` with one row per prompt, in file order.
+
+Bad input (unknown method, missing file, malformed CSV, ``--trials 0``)
+prints one line, ``unirouter: error: ...``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from unirouter_jax.estimators import builtin as methods_lib
+from unirouter_jax.shell import router_cli
+
+PROG = 'unirouter'
+
+
+class _Parser(argparse.ArgumentParser):
+  """An ArgumentParser whose errors are one line, without the usage."""
+
+  def error(self, message):
+    _fail(message)
+
+
+def _fail(message) -> None:
+  line = ' '.join(str(message).split())
+  print(f'{PROG}: error: {line}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'expected an integer, got {text!r}'
+    ) from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {value}')
+  return value
+
+
+def _fraction(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'expected a number, got {text!r}'
+    ) from None
+  if not 0.0 < value < 1.0:
+    raise argparse.ArgumentTypeError(
+        f'expected a fraction in (0, 1), got {value}'
+    )
+  return value
+
+
+def _methods(values: Sequence[str]) -> tuple[str, ...]:
+  """Built-in names, or ``module:function`` factories of user estimators."""
+  known = tuple(methods_lib.builtin_estimators())
+  names = tuple(n for v in values for n in v.split(',') if n)
+  for name in names:
+    if name not in known and ':' not in name:
+      raise ValueError(
+          f'--methods: unknown method {name!r}; known: {", ".join(known)}, '
+          'or module:function of your own estimator'
+      )
+  return names
+
+
+def _check_csv_header(path: str) -> None:
+  """A CSV must be wide (a ``prompt`` column) or long (a ``model`` one)."""
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+
+  try:
+    cols = list(pd.read_csv(path, nrows=0).columns)
+  except (pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+    raise ValueError(f'--data {path}: not a readable CSV ({e})') from None
+  if 'prompt' not in cols and 'model' not in cols:
+    shown = ', '.join(cols[:6]) + (', ...' if len(cols) > 6 else '')
+    raise ValueError(
+        f"--data {path}: no 'prompt' column (a wide CSV needs 'prompt' and "
+        "one quality column per LLM; a long CSV needs 'prompt_id, prompt, "
+        f"model, quality'); found: {shown}"
+    )
+
+
+def _add_evaluate(subparsers) -> None:
+  from unirouter_jax.shell import workdir  # pylint: disable=g-import-not-at-top
+
+  p = subparsers.add_parser(
+      'evaluate',
+      help='run the held-out-LLM protocol on a dataset',
+      description=(
+          'Runs every method over random splits of the LLMs (unseen test '
+          'LLMs) and prompts, and writes DIR/summary.json, results.md, '
+          'metrics.jsonl and plots/. Reruns resume.'
+      ),
+  )
+  p.add_argument(
+      '--data',
+      required=True,
+      help=(
+          'a bundled name (routerbench_subset, llmrouter_dc, alpacaeval, '
+          'alpacaeval_v1) or a path (wide/long CSV, JSONL, upstream formats)'
+      ),
+  )
+  p.add_argument(
+      '--format',
+      default=None,
+      help=(
+          'force the format: wide, long, routerbench, embedllm, sprout, '
+          'llmrouter_dc, alpacaeval (default: inferred)'
+      ),
+  )
+  p.add_argument(
+      '--embeddings',
+      default=None,
+      help=(
+          'a .npy of prompt embeddings, one row per prompt in file order '
+          '(default: the MiniLM encoder, cached)'
+      ),
+  )
+  p.add_argument(
+      '--cache_dir', default=None, help='encoder cache (default: its own)'
+  )
+  p.add_argument(
+      '--methods',
+      nargs='+',
+      default=list(workdir.DEFAULT_METHODS),
+      help=(
+          'methods, space or comma separated (default: %(default)s); the '
+          'per-prompt Oracle and single LLMs are always reported'
+      ),
+  )
+  p.add_argument(
+      '--trials',
+      type=_positive_int,
+      default=100,
+      help='random splits (paper: 400; default: %(default)s)',
+  )
+  p.add_argument(
+      '--test_llm_fraction',
+      type=_fraction,
+      default=None,
+      help=(
+          "share of LLMs held out as unseen (default: the dataset's "
+          'protocol, else 1/3)'
+      ),
+  )
+  p.add_argument(
+      '--val_fraction',
+      type=_fraction,
+      default=None,
+      help=(
+          "share of prompts in the probe set (default: the dataset's "
+          'protocol, else 0.1)'
+      ),
+  )
+  p.add_argument(
+      '--train_fraction',
+      type=_fraction,
+      default=None,
+      help='share of prompts that fit the prompt side (default 0.6)',
+  )
+  p.add_argument('--seed', type=int, default=0, help='PRNG seed')
+  p.add_argument(
+      '--chunk_size',
+      type=_positive_int,
+      default=25,
+      help='trials per saved (resumable) chunk',
+  )
+  p.add_argument(
+      '--max_prompts',
+      type=int,
+      default=0,
+      help='> 0: a seeded random subset of the prompts',
+  )
+  p.add_argument(
+      '--epochs_scale',
+      type=float,
+      default=1.0,
+      help='multiplies the epochs of the trained methods',
+  )
+  p.add_argument('--no_plots', action='store_true', help='skip the PNGs')
+  p.add_argument('--quiet', action='store_true', help='no progress bar')
+  p.add_argument('--out', required=True, help='output directory')
+  p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args) -> int:
+  import os  # pylint: disable=g-import-not-at-top
+
+  from unirouter_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.shell import (
+      report,  # pylint: disable=g-import-not-at-top
+      workdir,  # pylint: disable=g-import-not-at-top
+  )
+
+  if args.format is None and args.data not in data_lib.BUNDLED:
+    if not os.path.exists(args.data):
+      raise FileNotFoundError(
+          f'--data: no bundled dataset or file named {args.data!r} (bundled: '
+          f'{", ".join(data_lib.BUNDLED)})'
+      )
+  if args.format is None and '.csv' in os.path.basename(args.data):
+    _check_csv_header(args.data)
+  if args.embeddings is not None and not os.path.exists(args.embeddings):
+    raise FileNotFoundError(f'--embeddings: no such file {args.embeddings!r}')
+  defaults = workdir.DATASET_PROTOCOL.get(
+      args.format or args.data, workdir.DATASET_PROTOCOL['alpacaeval']
+  )
+
+  def pick(name):
+    value = getattr(args, name)
+    return defaults[name] if value is None else value
+
+  spec = workdir.RunSpec.create(
+      data=args.data,
+      format=args.format,
+      embeddings=args.embeddings,
+      encoder_cache_dir=args.cache_dir,
+      max_prompts=args.max_prompts,
+      methods=_methods(args.methods),
+      num_trials=args.trials,
+      test_llm_fraction=pick('test_llm_fraction'),
+      train_fraction=pick('train_fraction'),
+      val_fraction=pick('val_fraction'),
+      chunk_size=args.chunk_size,
+      seed=args.seed,
+      epochs_scale=args.epochs_scale,
+      heatmap_k=0 if args.no_plots else 16,
+  )
+  summary = workdir.run(
+      spec,
+      args.out,
+      progress=not args.quiet,
+      plots=not args.no_plots,
+      log=lambda s: print(s, file=sys.stderr),
+  )
+  print(report.markdown_table(summary))
+  print(
+      f'\nWrote {os.path.join(args.out, "summary.json")}'
+      + (
+          ''
+          if args.no_plots
+          else f'; plots in {os.path.join(args.out, "plots")}/'
+      )
+  )
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+      prog=PROG,
+      description='Universal LLM routing (UniRoute) in JAX.',
+  )
+  sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+  sub.required = True
+  _add_evaluate(sub)
+  router_cli.register(sub)  # fit, probe-set, add-llm, route, ...
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Console entry point; returns the exit status (2 on bad input)."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return args.func(args) or 0
+  except (ValueError, FileNotFoundError) as e:  # DataError is a ValueError
+    _fail(e)
+  except KeyboardInterrupt:
+    print(
+        f'{PROG}: interrupted; rerun the same command to resume',
+        file=sys.stderr,
+    )
+    return 130
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,460 @@
+"""Resumable protocol runs in a working directory (the imperative shell).
+
+Shared by ``experiments/reproduce.py`` and ``unirouter evaluate``. A run is
+described by a frozen :class:`RunSpec` (plain values, no ConfigDict) and
+writes, into its workdir:
+
+* ``config.json``: the spec; a rerun with a different spec is refused.
+* ``chunks/chunk_NNNN.npz``: the per-trial arrays of each chunk of trials
+  (written atomically: temp file, then ``os.replace``). A rerun skips the
+  chunks already there, so an interrupted run resumes where it stopped.
+* ``metrics.jsonl``: one record per (trial, method) with its coordinates.
+* ``summary.json``, ``results.md`` and PNG plots (``plots/``).
+
+Trials are run in chunks of ``chunk_size`` with
+:func:`unirouter_jax.evaluation.protocol.run_protocol`. The splits of chunk ``c`` come
+from ``fold_in(split_key, c)``, and the last chunk is padded to the same
+size (padded trials are dropped), so the protocol compiles once per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import json
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from unirouter_jax import data as data_lib
+from unirouter_jax.core.structs import RoutingData, TrialResult
+from unirouter_jax.estimators import builtin as methods_lib
+from unirouter_jax.estimators import learned_map
+from unirouter_jax.estimators.base import Estimator
+from unirouter_jax.evaluation import protocol
+from unirouter_jax.evaluation.protocol import ProtocolConfig
+from unirouter_jax.shell import chunks, report
+
+# Methods of the paper's tables, in the paper's row order.
+DEFAULT_METHODS = (
+    'zero_router',
+    'knn',
+    'uniroute_kmeans',
+    'uniroute_learned_map',
+    'mlp_oracle',
+    'matfac_oracle',
+)
+# Protocol defaults per dataset (method.md section 3). The paper: LLMs 2/3
+# train, 1/3 test (RouterBench 50/50); prompts 60/10/30 (RouterBench and
+# SPROUT: validation 1%). [project choice] Our RouterBench subset has 3,178
+# prompts, not 36k: a 10% validation set (~318 prompts) matches the paper's
+# absolute N_val (1% of 36k = ~360) better than 1% would (32 prompts).
+DATASET_PROTOCOL: dict[str, dict[str, float]] = {
+    'routerbench_subset': dict(
+        test_llm_fraction=0.5, train_fraction=0.6, val_fraction=0.1
+    ),
+    'routerbench': dict(
+        test_llm_fraction=0.5, train_fraction=0.6, val_fraction=0.01
+    ),
+    'sprout': dict(
+        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.01
+    ),
+    'embedllm': dict(
+        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
+    ),
+    'llmrouter_dc': dict(
+        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
+    ),
+    'alpacaeval': dict(
+        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """Everything that determines a run (stored as ``config.json``).
+
+  Attributes:
+    data: a bundled dataset name or a path.
+    format: loader format (None: bundled name or inferred from the path).
+    embeddings: optional ``.npy`` of prompt embeddings (rows in file order).
+    encoder_cache_dir: cache of the default encoder (None: its default).
+    max_prompts: if > 0, a seeded random subset of this many prompts.
+    methods: estimator names (see ``estimators.builtin.builtin_estimators``).
+    protocol: the protocol's settings (trials, split fractions, static pool,
+      lambda and cost grids, trial batch); ``num_trials`` is the run's.
+    chunk_size: trials per saved chunk (one compiled shape per run).
+    seed: the run's PRNG seed.
+    epochs_scale: multiplies the training epochs of trained estimators.
+    learned_map_arch: ``'mlp'`` (the paper's numbers) or ``'linear'``.
+    kmeans_k: K candidates of the cluster routers (empty: method.md 2.4).
+    knn_k: k candidates of K-NN (empty: method.md 2.4).
+    heatmap_k: clusters of the psi heat-map (0: no heat-map).
+  """
+
+  data: str
+  format: str | None = None
+  embeddings: str | None = None
+  encoder_cache_dir: str | None = None
+  max_prompts: int = 0
+  methods: tuple[str, ...] = DEFAULT_METHODS
+  protocol: ProtocolConfig = ProtocolConfig()
+  chunk_size: int = 25
+  seed: int = 0
+  epochs_scale: float = 1.0
+  learned_map_arch: str = 'mlp'
+  kmeans_k: tuple[int, ...] = ()
+  knn_k: tuple[int, ...] = ()
+  heatmap_k: int = 0
+
+  def __post_init__(self):
+    if not self.methods:
+      raise ValueError('methods: expected at least one method, got none.')
+    for name in self.methods:
+      resolve_method(name, self.epochs_scale, self.learned_map_arch)
+    if self.chunk_size < 1:
+      raise ValueError(f'chunk_size: expected >= 1, got {self.chunk_size}.')
+    for name in ('num_trials', 'trial_batch_size'):
+      if getattr(self.protocol, name) < 1:
+        raise ValueError(
+            f'{name}: expected >= 1, got {getattr(self.protocol, name)}.'
+        )
+    if self.learned_map_arch not in ('mlp', 'linear'):
+      raise ValueError(
+          "learned_map_arch: expected 'mlp' or 'linear', got "
+          f'{self.learned_map_arch!r}.'
+      )
+
+  @property
+  def num_trials(self) -> int:
+    return self.protocol.num_trials
+
+  def protocol_config(self, num_trials: int | None = None) -> ProtocolConfig:
+    """The protocol of one chunk (``num_trials`` trials)."""
+    return dataclasses.replace(
+        self.protocol,
+        num_trials=self.num_trials if num_trials is None else num_trials,
+        trial_batch_size=min(self.protocol.trial_batch_size, self.chunk_size),
+    )
+
+  def to_json(self) -> dict[str, Any]:
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(self).items()
+    }
+
+  @classmethod
+  def create(cls, data: str, **kw) -> RunSpec:
+    """A spec from flat keywords: ``ProtocolConfig`` fields go to ``protocol``."""
+    names = {f.name for f in dataclasses.fields(ProtocolConfig)}
+    proto = {k: kw.pop(k) for k in list(kw) if k in names}
+    return cls(data=data, protocol=ProtocolConfig(**proto), **kw)
+
+
+# Spec fields that do not change any number (a rerun may change them).
+_COSMETIC = ('encoder_cache_dir', 'heatmap_k')
+
+
+# ---------------------------------------------------------------- files ---
+
+
+def check_config(workdir: pathlib.Path, spec: RunSpec) -> bool:
+  """True if ``workdir`` holds results of this very spec (a resume).
+
+  A workdir without saved chunks may be reused by any spec.
+
+  Raises:
+    ValueError: the workdir holds results of another configuration.
+  """
+  path = workdir / 'config.json'
+  if not path.exists():
+    return False
+  old, new = json.loads(path.read_text()), spec.to_json()
+  diff = sorted(
+      k
+      for k in set(old) | set(new)
+      if k not in _COSMETIC and old.get(k) != new.get(k)
+  )
+  has_chunks = any((workdir / 'chunks').glob('chunk_*.npz'))
+  if diff and has_chunks:
+    k = diff[0]
+    raise ValueError(
+        f'{workdir} holds a run with another configuration ({k}: '
+        f'{old.get(k)!r} there, {new.get(k)!r} now; {len(diff)} field(s) '
+        'differ); use another workdir or delete it.'
+    )
+  return not diff and has_chunks
+
+
+# ----------------------------------------------------------------- data ---
+
+
+def load_routing_data(spec: RunSpec):
+  """Loads the dataset and its embeddings; returns ``(dataset, data, note)``.
+
+  ``note`` says where the embeddings came from.
+  """
+  ds = data_lib.load(spec.data, format=spec.format)
+  if spec.embeddings:
+    emb = data_lib.load_embeddings_npy(spec.embeddings, ds)
+    note = f'from {spec.embeddings}'
+  else:
+    # The encoder loads its weights on import: only import it when needed.
+    from unirouter_jax import encoder  # pylint: disable=g-import-not-at-top
+
+    if spec.format is None and spec.data in data_lib.BUNDLED:
+      emb = encoder.bundled_embeddings(ds)
+      note = (
+          'bundled MiniLM-L6-v2 embeddings (truncation policy '
+          f'{encoder.DEFAULT_POLICY!r})'
+      )
+    else:
+      kw = {}
+      if spec.encoder_cache_dir:
+        kw['cache_dir'] = spec.encoder_cache_dir
+      emb = encoder.embed(list(ds.prompts), **kw)
+      note = 'MiniLM-L6-v2 (default encoder, cached)'
+  emb = np.asarray(emb, np.float32)
+  if spec.max_prompts and spec.max_prompts < ds.num_prompts:
+    perm = jax.random.permutation(
+        jax.random.fold_in(jax.random.key(spec.seed), 7), ds.num_prompts
+    )
+    idx = np.sort(np.asarray(perm)[: spec.max_prompts])
+    ds, emb = ds.subset(prompt_idx=idx), emb[idx]
+  data = RoutingData.create(
+      emb, ds.quality_nm, ds.cost_nm, ds.label_mask_nm, ds.llm_names
+  )
+  return ds, data, note
+
+
+@functools.lru_cache(maxsize=8)
+def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
+  # Cached so that runs in one process share Estimator objects, and with
+  # them the protocol's compiled program (its cache keys on the functions).
+  est = methods_lib.builtin_estimators(epochs_scale=epochs_scale)
+  if arch != 'mlp':
+    epochs = max(1, int(round(5 * epochs_scale)))
+    est['uniroute_learned_map'] = methods_lib.uniroute_learned_map(
+        arch=arch, epochs=epochs
+    )
+  return est
+
+
+@functools.lru_cache(maxsize=32)
+def _user_estimator(spec_text: str) -> Estimator:
+  module, _, attr = spec_text.partition(':')
+  # Console scripts do not put the working directory on sys.path; a user's
+  # module (e.g. examples/...) is looked up there too.
+  if os.getcwd() not in sys.path:
+    sys.path.append(os.getcwd())
+  try:
+    factory = getattr(importlib.import_module(module), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(
+        f'methods: cannot import {spec_text!r} ({type(e).__name__}: {e}).'
+    ) from None
+  est = factory()
+  if not isinstance(est, Estimator):
+    raise ValueError(
+        f'methods: {spec_text!r} returned {type(est).__name__}, expected an '
+        'unirouter_jax.Estimator.'
+    )
+  return est
+
+
+def resolve_method(name: str, epochs_scale: float, arch: str) -> Estimator:
+  """A built-in estimator by name, or a user's as ``module:function``.
+
+  ``module:function`` names a factory returning an :class:`Estimator`; the
+  module is imported because the user named it (an explicit import, not a
+  registry), e.g. ``examples.low_rank_uniroute:estimator``.
+
+  Raises:
+    ValueError: unknown name or a factory that cannot be imported.
+  """
+  if ':' in name:
+    return _user_estimator(name)
+  est = _estimators(float(epochs_scale), arch)
+  if name not in est:
+    raise ValueError(
+        f'methods: unknown method {name!r}; expected some of '
+        f'{", ".join(est)} or module:function.'
+    )
+  return est[name]
+
+
+def select_estimators(spec: RunSpec) -> dict[str, Estimator]:
+  """The requested estimators by table name, in ``spec.methods`` order."""
+  out = {}
+  for name in spec.methods:
+    est = resolve_method(name, spec.epochs_scale, spec.learned_map_arch)
+    out[est.name if ':' in name else name] = est
+  return out
+
+
+def grid_overrides(spec: RunSpec, estimators) -> dict[str, dict]:
+  """Hyperparameter grids given in the spec (others use method.md 2.4)."""
+  grids = {}
+  ks = np.asarray(spec.kmeans_k, np.int32)
+  if ks.size:
+    for name in ('uniroute_kmeans', 'uniroute_learned_map'):
+      if name in estimators:
+        grids[name] = {'k': ks}
+    if 'uniroute_learned_map' in grids:
+      grids['uniroute_learned_map']['lr'] = np.full(
+          ks.shape, learned_map.LEARNING_RATE, np.float32
+      )
+  if len(spec.knn_k) and 'knn' in estimators:
+    grids['knn'] = {'k': np.asarray(spec.knn_k, np.int32)}
+  return grids
+
+
+# --------------------------------------------------------------- chunks ---
+
+
+# ------------------------------------------------------------------ run ---
+
+
+def run_trials(
+    spec: RunSpec,
+    workdir: pathlib.Path,
+    data: RoutingData,
+    estimators,
+    grids,
+    *,
+    progress: bool = True,
+    desc: str = '',
+) -> tuple[TrialResult, int]:
+  """Runs (or resumes) all chunks; returns all trials and chunks computed."""
+  import tqdm  # pylint: disable=g-import-not-at-top
+
+  chunk = min(spec.chunk_size, spec.num_trials)
+  num_chunks = -(-spec.num_trials // chunk)
+  cfg = spec.protocol_config(num_trials=chunk)
+  base = jax.random.key(spec.seed)
+  split_key, trial_key = jax.random.split(base)
+  n, m = data.num_prompts, data.num_llms
+  metrics_path = workdir / 'metrics.jsonl'
+
+  done = [
+      c for c in range(num_chunks) if chunks.chunk_path(workdir, c).exists()
+  ]
+  # Keep metrics.jsonl consistent with the saved chunks (a run killed
+  # between saving a chunk and appending its records loses nothing).
+  recs = []
+  for c in done:
+    recs += chunks.trial_records(
+        chunks.load_chunk(chunks.chunk_path(workdir, c)),
+        c,
+        c * chunk,
+        grids,
+        data.llm_names,
+    )
+  chunks.write_jsonl(metrics_path, recs)
+
+  computed = 0
+  bar = tqdm.tqdm(
+      total=spec.num_trials,
+      initial=min(len(done) * chunk, spec.num_trials),
+      desc=desc or 'trials',
+      unit='trial',
+      disable=not progress,
+      dynamic_ncols=True,
+  )
+  with bar:
+    for c in range(num_chunks):
+      if c in done:
+        continue
+      size = min(chunk, spec.num_trials - c * chunk)
+      splits = protocol.make_splits(jax.random.fold_in(split_key, c), n, m, cfg)
+      res = protocol.run_protocol(
+          jax.random.fold_in(trial_key, c),
+          data,
+          estimators,
+          cfg,
+          grids=grids,
+          splits=splits,
+      )
+      flat = {k: v[:size] for k, v in chunks.flatten(res).items()}
+      chunks.save_chunk(chunks.chunk_path(workdir, c), flat)
+      chunks.append_jsonl(
+          metrics_path,
+          chunks.trial_records(flat, c, c * chunk, grids, data.llm_names),
+      )
+      computed += 1
+      bar.update(size)
+
+  flats = [
+      chunks.load_chunk(chunks.chunk_path(workdir, c))
+      for c in range(num_chunks)
+  ]
+  allf = {k: np.concatenate([f[k] for f in flats]) for k in flats[0]}
+  return chunks.unflatten(allf), computed
+
+
+# ---------------------------------------------------------------- entry ---
+
+
+def run(
+    spec: RunSpec,
+    workdir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    plots: bool = True,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+  """Runs or resumes ``spec`` in ``workdir``; returns the summary dict."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  resumed = check_config(workdir, spec)
+  t0 = time.time()
+  ds, data, note = load_routing_data(spec)
+  chunks.write_json(workdir / 'config.json', spec.to_json())
+  estimators = select_estimators(spec)
+  cfg = spec.protocol_config()
+  grids, _ = protocol.prepare(
+      data, estimators, cfg, grid_overrides(spec, estimators)
+  )
+  log(
+      f'{ds.name}: {ds.num_prompts} prompts x {ds.num_llms} LLMs, '
+      f'{spec.num_trials} trials'
+      + (' (resuming)' if resumed else '')
+  )
+  result, computed = run_trials(
+      spec, workdir, data, estimators, grids, progress=progress, desc=ds.name
+  )
+  out = report.build_summary(result, spec, ds, grids, note)
+  out['chunks_computed_this_run'] = computed
+  out['seconds_this_run'] = round(time.time() - t0, 1)
+  chunks.write_json(workdir / 'summary.json', out)
+  table = report.markdown_table(out)
+  chunks.atomic_write(workdir / 'results.md', lambda f: f.write(table + '\n'))
+  if plots:
+    # matplotlib is imported by plots only, and only when plotting.
+    from unirouter_jax.shell import plots as plots_lib  # pylint: disable=g-import-not-at-top
+
+    plots_lib.deferral_curves(workdir / 'plots' / 'deferral_curves.png', out)
+    plots_lib.area_vs_hp(workdir / 'plots' / 'area_vs_k.png', out)
+    if spec.heatmap_k:
+      cos_mm, corr_mm, order = report.psi_similarity(
+          data, spec.heatmap_k, spec.seed
+      )
+      plots_lib.psi_heatmap(
+          workdir / 'plots' / 'psi_similarity.png',
+          cos_mm,
+          corr_mm,
+          order,
+          list(ds.llm_names),
+          title=f'{ds.name}: psi similarity (K = {spec.heatmap_k})',
+      )
+      out['psi_similarity'] = report.psi_neighbours(corr_mm, list(ds.llm_names))
+      chunks.write_json(workdir / 'summary.json', out)
+  return out
