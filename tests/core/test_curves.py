@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest, parameterized
 
+from unirouter_jax.core import curves
 from unirouter_jax.core.curves import (
     best_llm,
     curve_metrics,
@@ -201,6 +202,59 @@ class MetricsTest(parameterized.TestCase):
     np.testing.assert_allclose([bq, bc], [2 / 3, 4 / 3], atol=1e-6)
     c, q = deferral_points(choice, quality, cost, np.zeros(4, np.float32))
     np.testing.assert_array_equal(np.concatenate([c, q]), 0.0)
+
+
+class TrustworthyCurveTest(absltest.TestCase):
+  """Defects of issue 16 (each failed on the previous conventions)."""
+
+  def _ev(self, quality_qm, mask_qm, cost_m):
+    q = np.asarray(quality_qm, np.float32)
+    cost_qm = np.broadcast_to(np.asarray(cost_m, np.float32), q.shape)
+    pool = jnp.ones((q.shape[1],), bool)
+    return curves.eval_set(q, np.asarray(mask_qm), cost_qm, pool), pool
+
+  def test_missing_label_is_one_rule_for_single_llms(self):
+    # LLM 0 is right on both of its 2 labelled prompts out of 4. The prompts
+    # it lacks are dropped for everyone: it scores 1.0, not 0.5.
+    q = [[1, 0], [1, 1], [0, 1], [0, 0]]
+    mask = [[True, True], [True, True], [False, True], [False, True]]
+    ev, pool = self._ev(q, mask, [1.0, 2.0])
+    np.testing.assert_array_equal(np.asarray(ev.weight_q), [1, 1, 0, 0])
+    _, quality_m = curves.single_llm_points(
+        ev.quality_qm, ev.cost_qm, ev.weight_q, pool
+    )
+    np.testing.assert_allclose(np.asarray(quality_m), [1.0, 0.5], atol=1e-7)
+
+  def test_router_does_not_see_the_test_label_mask(self):
+    # gamma prefers LLM 0 everywhere; LLM 0 lacks a label on prompt 2. The
+    # rule must still choose LLM 0 (no oracle knowledge of the mask), and
+    # prompt 2 simply does not count.
+    q = [[1, 0], [1, 0], [0, 1]]
+    gamma = jnp.asarray([[0.1, 0.9]] * 3)
+    full, pool = self._ev(q, np.ones((3, 2), bool), [1.0, 1.0])
+    holed, _ = self._ev(q, [[1, 1], [1, 1], [0, 1]], [1.0, 1.0])
+    lam = jnp.zeros((1,))
+    _, q_holed = curves.rule_points(gamma, pool, jnp.ones(2), holed, lam)
+    self.assertAlmostEqual(float(q_holed[0]), 1.0, delta=1e-7)
+    _, q_full = curves.rule_points(gamma, pool, jnp.ones(2), full, lam)
+    self.assertAlmostEqual(float(q_full[0]), 2 / 3, delta=1e-6)
+
+  def test_curve_starts_at_the_cheapest_llm_not_flat_left(self):
+    # The router's only point is at x = 0.5 with quality .9; the cheapest
+    # LLM (x = 0) has quality .3. No free Area left of the router's point:
+    # the curve is the segment from (0, .3) to (.5, .9), then flat.
+    q = [[0.3, 0.9]] * 4
+    ev, pool = self._ev(q, np.ones((4, 2), bool), [1.0, 3.0])
+    m = curves.curve_from_points(
+        jnp.asarray([2.0]),
+        jnp.asarray([0.9]),
+        True,
+        pool,
+        ev,
+        jnp.linspace(0, 1, 101),
+    )
+    self.assertAlmostEqual(float(m.area50), 0.5 * (0.3 + 0.9) / 2, delta=1e-6)
+    self.assertAlmostEqual(float(m.area), 0.3 + 0.45, delta=1e-6)
 
 
 if __name__ == '__main__':

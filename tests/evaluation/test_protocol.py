@@ -234,5 +234,62 @@ class ProtocolTest(parameterized.TestCase):
     )
 
 
+class SplitsTest(absltest.TestCase):
+
+  def test_splits_do_not_depend_on_the_chunking(self):
+    key = jax.random.key(3)
+    full = protocol.make_splits(
+        key, 60, 6, protocol.ProtocolConfig(num_trials=6)
+    )
+    part = protocol.make_splits(
+        key, 60, 6, protocol.ProtocolConfig(num_trials=2), start=3
+    )
+    for f in ('train_idx', 'val_idx', 'test_idx', 'test_llm_m'):
+      np.testing.assert_array_equal(
+          np.asarray(getattr(full, f))[3:5], np.asarray(getattr(part, f))
+      )
+
+
+class SignTestsInSummaryTest(absltest.TestCase):
+
+  def test_area50_and_qnc_are_sign_tested_qnc_lower_is_better(self):
+    from unirouter_jax.core.structs import CurveMetrics  # noqa: PLC0415
+    from unirouter_jax.evaluation import summary  # noqa: PLC0415
+
+    def curve(area, qnc):
+      s = len(area)
+      return CurveMetrics(
+          quality_g=np.tile(np.linspace(0.5, 0.8, 11), (s, 1)),
+          area=np.asarray(area),
+          area50=np.asarray(area) / 2,
+          qnc=np.asarray(qnc),
+          peak=np.full(s, 0.8),
+          knot_x_p=np.tile([0.0, 1.0], (s, 1)),
+          knot_y_p=np.tile([0.5, 0.8], (s, 1)),
+      )
+
+    trial = {
+        'best_quality': np.full(4, 0.8),
+        'best_cost': np.ones(4),
+        'c_min': np.full(4, 0.1),
+        'c_max': np.ones(4),
+    }
+    out = summary.summarise_curves(
+        {
+            'uniroute_kmeans': curve([0.7] * 4, [1.0] * 4),
+            'other': curve([0.6] * 4, [0.5] * 4),
+        },
+        np.linspace(0, 1, 11),
+        trial,
+    )
+    tests = out['other']['sign_tests_vs_uniroute_kmeans']
+    self.assertEqual((tests['area']['wins'], tests['area']['losses']), (0, 4))
+    self.assertEqual(
+        (tests['area50']['wins'], tests['area50']['losses']), (0, 4)
+    )
+    # Lower QNC is better: 'other' wins every trial on QNC.
+    self.assertEqual((tests['qnc']['wins'], tests['qnc']['losses']), (4, 0))
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -10,7 +10,7 @@ from unirouter_jax.evaluation.stats import (
     curve_area,
     mean_ci,
     mean_curve,
-    qnc_from_mean_curve,
+    qnc_of_mean_curve,
     sign_test,
     significant,
 )
@@ -71,13 +71,65 @@ class StatsTest(parameterized.TestCase):
     np.testing.assert_allclose(q, [0.5, 0.8, 0.9], atol=1e-12)
     self.assertAlmostEqual(curve_area(grid, q), 0.325 + 0.425, delta=1e-12)
     self.assertAlmostEqual(area50(grid, q), 0.325, delta=1e-12)
-    # Reaches .85 at x = .75 -> mean((1 + 7.5) / 8, (1 + 15) / 16).
-    got = qnc_from_mean_curve(
-        grid, q, [0.84, 0.86], [8.0, 16.0], [1.0, 1.0], [11.0, 21.0], atol=0.0
-    )
-    self.assertAlmostEqual(got, (1.0625 + 1.0) / 2, delta=1e-9)
-    never = qnc_from_mean_curve(grid, q, [0.95], [1.0], [0.0], [1.0])
-    self.assertEqual(never, math.inf)
+
+
+class MeanCurveQNCTest(parameterized.TestCase):
+  """QNC of the mean curve on the relative-cost axis (issue: 6904%)."""
+
+  def test_best_llm_reached_exactly_at_its_cost_is_100_percent(self):
+    # Trial s: cheapest LLM (x = 0, q = .5) and the best LLM at x = 1 with
+    # quality .9; its cost is c_max, and the curve reaches it only there.
+    # The old reading (x off the normalised mean curve, then the mean of
+    # c_max / best_cost) gave 100% only by luck of equal ranges; here the
+    # best LLMs have very different cheap costs.
+    kx = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    ky = np.array([[0.5, 0.9], [0.4, 0.8], [0.6, 0.95]])
+    c_min = np.array([0.01, 1.0, 0.1])
+    c_max = np.array([1.0, 100.0, 5.0])
+    got = qnc_of_mean_curve(kx, ky, ky[:, 1], c_max, c_min, c_max, atol=0.0)
+    self.assertAlmostEqual(got, 1.0, delta=1e-9)
+
+  def test_within_the_range_of_per_trial_values(self):
+    from unirouter_jax.core import curves  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+      s = 6
+      kxs, kys, qnc_s, bq, bc, lo, hi = [], [], [], [], [], [], []
+      for _ in range(s):
+        x = np.sort(rng.uniform(0, 1, 8))
+        x[0] = 0.0
+        y = np.sort(rng.uniform(0.3, 0.9, 8))
+        c_min, c_max = rng.uniform(0.01, 1), rng.uniform(2, 50)
+        best_q = float(rng.uniform(y[0], y[-1]))
+        best_c = float(rng.uniform(c_min, c_max))
+        m = curves.curve_metrics(
+            x,
+            y,
+            np.ones(8, bool),
+            best_quality=best_q,
+            best_cost=best_c,
+            c_min=c_min,
+            c_max=c_max,
+        )
+        kxs.append(np.asarray(m.knot_x_p))
+        kys.append(np.asarray(m.knot_y_p))
+        qnc_s.append(float(m.qnc))
+        bq.append(best_q)
+        bc.append(best_c)
+        lo.append(c_min)
+        hi.append(c_max)
+      got = qnc_of_mean_curve(kxs, kys, bq, bc, lo, hi)
+      self.assertTrue(np.isfinite(qnc_s).all())
+      # float32 knots: a relative tolerance of 1e-5.
+      self.assertGreaterEqual(got, min(qnc_s) * (1 - 1e-5))
+      self.assertLessEqual(got, max(qnc_s) * (1 + 1e-5))
+
+  def test_never_reached_is_inf(self):
+    kx = np.array([[0.0, 1.0]])
+    ky = np.array([[0.5, 0.8]])
+    got = qnc_of_mean_curve(kx, ky, [0.95], [1.0], [0.1], [1.0])
+    self.assertEqual(got, math.inf)
 
 
 if __name__ == '__main__':

@@ -9,8 +9,11 @@ module calls these; a new cost normalisation goes here and nowhere else.
 
 A router swept over cost weights gives points ``(cost, quality)``. The curve
 is their upper concave envelope (mixing two routers at random reaches any
-point on the segment between them), flat to the right of its highest point
-and flat to the left of its leftmost point. The envelope is computed exactly
+point on the segment between them), flat to the right of its highest point.
+Every curve built by ``curve_inputs`` includes the cheapest pool LLM's point
+at ``x = 0`` (``cheapest_point``), so it starts at its leftmost achievable
+point; ``curve_metrics`` on raw points (where nothing sits at ``x <= 0``)
+still extends flat to the left. The envelope is computed exactly
 with a monotone-chain hull (``lax.scan`` with a popping ``lax.while_loop``),
 so it is a piecewise-linear function given by its vertices, and
 
@@ -52,6 +55,12 @@ def _weighted_mean_q(v_qm, weight_q):
 def eval_set(quality_qm, label_mask_qm, cost_qm, pool_m) -> EvalSet:
   """The :class:`EvalSet` of prompts scored among the LLMs ``pool_m``.
 
+  **[project choice] missing labels**, one rule for every router, the
+  single LLMs and the Oracle: a prompt counts only if **every** pool LLM is
+  labelled on it. Routers never see which labels exist (nothing here feeds
+  back into ``gamma``), and every choice on a counted prompt has a label by
+  construction. Prompts left out are reported (``weight_q.sum()``).
+
   Args:
     quality_qm: ``[q, m]`` true quality (any value where not labelled).
     label_mask_qm: ``[q, m]`` True where labelled.
@@ -59,13 +68,14 @@ def eval_set(quality_qm, label_mask_qm, cost_qm, pool_m) -> EvalSet:
     pool_m: ``[m]`` the LLMs routed among.
   """
   mask_qm = jnp.asarray(label_mask_qm, bool)
+  pool_m = jnp.asarray(pool_m, bool)
   quality_qm = jnp.where(mask_qm, quality_qm, 0.0)
-  weight_q = (mask_qm & pool_m[None, :]).any(1).astype(quality_qm.dtype)
+  full_q = (mask_qm | ~pool_m[None, :]).all(1) & pool_m.any()
   return EvalSet(
       quality_qm=quality_qm,
       label_mask_qm=mask_qm,
       cost_qm=jnp.asarray(cost_qm, quality_qm.dtype),
-      weight_q=weight_q,
+      weight_q=full_q.astype(quality_qm.dtype),
   )
 
 
@@ -306,7 +316,13 @@ def curve_metrics(
   )
   qnc = jnp.where(reached, ratio, jnp.inf)
   return CurveMetrics(
-      quality_g=quality_g, area=area, area50=area50, qnc=qnc, peak=peak
+      quality_g=quality_g,
+      area=area,
+      area50=area50,
+      qnc=qnc,
+      peak=peak,
+      knot_x_p=hx_p,
+      knot_y_p=hy_p,
   )
 
 
@@ -342,22 +358,46 @@ def rule_points(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l):
   """The plug-in rule swept over ``lam_l``: ``(cost_l, quality_l)``.
 
   ``lam_l`` is in normalised units (``scale_lambdas``); ``rule_cost_m`` is
-  what the rule charges (each LLM's mean cost on the probe prompts).
+  what the rule charges (each LLM's mean cost on the probe prompts). The
+  rule sees ``gamma`` and costs only, never the labels of ``ev`` or their
+  mask.
   """
-  gamma_qm = jnp.where(ev.label_mask_qm, gamma_qm, jnp.inf)
   lam_l = scale_lambdas(lam_l, rule_cost_m, pool_m)
   choice_lq = routing.route_grid(gamma_qm, rule_cost_m, lam_l, pool_m)
   return deferral_points(choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q)
 
 
+def cheapest_point(ev: EvalSet, pool_m):
+  """``(cost, quality)`` of the cheapest pool LLM alone (``x = 0``).
+
+  Ties in cost go to the higher quality. Every curve includes this point
+  **[project choice]**: routing everything to the cheapest LLM, or mixing
+  with it at random, is open to every router, so the curve starts at
+  ``x = 0`` and is never extended flat to the left of a router's own
+  cheapest point (which would give it Area for free).
+  """
+  cost_m, quality_m = single_llm_points(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
+  )
+  c_lo = jnp.min(jnp.where(pool_m, cost_m, jnp.inf))
+  tie_m = pool_m & (cost_m == c_lo)
+  i = jnp.argmax(jnp.where(tie_m, quality_m, -jnp.inf))
+  return cost_m[i], quality_m[i]
+
+
 def curve_inputs(cost_p, quality_p, mask_p, pool_m, ev: EvalSet):
-  """Normalised points and the scalars ``curve_metrics`` needs (a dict)."""
+  """Normalised points (plus the cheapest LLM's) and the scalars of
+  ``curve_metrics``, as a dict; ``p`` grows by one."""
   c_min, c_max = pool_cost_range(ev.cost_qm, ev.weight_q, pool_m)
   best_q, best_c = best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m)
+  lo_c, lo_q = cheapest_point(ev, pool_m)
+  quality_p = jnp.asarray(quality_p)
+  mask_p = jnp.broadcast_to(mask_p, quality_p.shape)
+  cost_p = jnp.concatenate([jnp.asarray(cost_p), lo_c[None]])
   return dict(
       x_p=normalise_cost(cost_p, c_min, c_max),
-      y_p=quality_p,
-      mask_p=jnp.broadcast_to(mask_p, jnp.shape(quality_p)),
+      y_p=jnp.concatenate([quality_p, lo_q[None].astype(quality_p.dtype)]),
+      mask_p=jnp.concatenate([mask_p, jnp.any(pool_m)[None]]),
       best_quality=best_q,
       best_cost=best_c,
       c_min=c_min,

@@ -209,6 +209,10 @@ class CurveMetrics:
     area50: integral over [0, 0.5], not rescaled.
     qnc: quality-neutral cost (ratio; ``inf`` when never reached).
     peak: maximum quality of the curve.
+    knot_x_p: ``[p]`` the envelope's vertices (normalised cost, increasing;
+      padded by repeating the last one), so the exact curve can be averaged
+      on another axis (``evaluation.stats.qnc_of_mean_curve``).
+    knot_y_p: ``[p]`` their qualities.
   """
 
   quality_g: Array
@@ -216,6 +220,8 @@ class CurveMetrics:
   area50: Array
   qnc: Array
   peak: Array
+  knot_x_p: Array
+  knot_y_p: Array
 
 
 @struct.dataclass
@@ -254,7 +260,8 @@ class EvalSet:
     quality_qm: ``[q, m]`` true quality (0 where missing).
     label_mask_qm: ``[q, m]`` True where labelled.
     cost_qm: ``[q, m]`` realised cost of each LLM on each prompt.
-    weight_q: ``[q]`` 1.0 for prompts that count (some pool LLM labelled).
+    weight_q: ``[q]`` 1.0 for the prompts that count: those labelled for
+      every pool LLM (``core.curves.eval_set``).
   """
 
   quality_qm: Array
@@ -287,6 +294,7 @@ class TrialResult:
   Attributes:
     methods: method name -> :class:`MethodResult`.
     oracle: the per-prompt Oracle's curve (true test labels as gamma).
+    num_eval: test prompts scored (those labelled for every test LLM).
     single_x_m: ``[m]`` normalised test cost of each LLM alone.
     single_quality_m: ``[m]`` test quality of each LLM alone.
     test_llm_m: ``[m]`` the test pool.
@@ -298,6 +306,7 @@ class TrialResult:
 
   methods: dict[str, MethodResult]
   oracle: CurveMetrics
+  num_eval: Array
   single_x_m: Array
   single_quality_m: Array
   test_llm_m: Array

@@ -107,10 +107,11 @@ def _calibrate(
     kind,
     realised,
 ):
-  # Routing honours the labels when they are given (as the protocol does).
-  rule_gamma_qm = jnp.where(label_mask_qm, gamma_qm, jnp.inf)
+  # The rule never sees the labels; with realised labels, the prompts that
+  # count are those labelled for every pool LLM (as in the protocol).
+  rule_gamma_qm = gamma_qm
   q_qm = quality_qm if realised else 1.0 - gamma_qm
-  w_q = (label_mask_qm & pool_m[None, :]).any(1).astype(gamma_qm.dtype)
+  w_q = curves.eval_set(q_qm, label_mask_qm, gamma_qm, pool_m).weight_q
   w_q = w_q / jnp.maximum(w_q.sum(), 1.0)
 
   def stats(lam):

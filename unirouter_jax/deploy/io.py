@@ -20,20 +20,21 @@ explicitly. ``encoder=None`` means the bundled MiniLM encoder.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from collections.abc import Sequence
+from importlib import metadata
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from unirouter_jax.core import kmeans
-from unirouter_jax.core.structs import Router
+from unirouter_jax.core.structs import Router, RoutingData, Split
 from unirouter_jax.deploy import calibration
 from unirouter_jax.deploy import router as router_lib
 from unirouter_jax.estimators import builtin as methods
+from unirouter_jax.evaluation import protocol
 
-FORMAT = 'unirouter_jax.deploy.router'
+FORMAT = 'unirouter_jax.router'  # the on-disk format's name (stable)
 FORMAT_VERSION = 1
 _ARRAYS = (
     'centroids_kd',
@@ -233,26 +234,45 @@ def fit_from_dataset(
       'k_candidates': ks.tolist(),
       'strength_candidates': ss,
   }
-  best = (0, ss[0])
-  if len(ks) > 1 or len(ss) > 1:
-    q_tm = np.asarray(ds.quality_nm)[train_idx]
-    areas = []
-    for i in range(len(ks)):
-      c = jax.tree.map(lambda x, i=i: x[i], clusterings)
-      r = router_lib.from_clustering(c, *args, trim=False, **common)
-      _, area_s = calibration.select_shrinkage(
-          r,
-          emb[train_idx],
-          q_tm,
-          mask[train_idx],
-          np.asarray(ds.cost_nm)[train_idx],
-          strengths=ss,
-      )
-      areas.append(area_s)
-    area_ks = np.stack(areas)
-    i, j = np.unravel_index(int(np.argmax(area_ks)), area_ks.shape)
-    best = (int(i), ss[int(j)])
-    info['val_area_ks'] = area_ks.tolist()
+  best_k = 0
+  if len(ks) > 1:
+    # K by the protocol's rule (method.md 2.4): psi of every LLM from the
+    # training prompts, the probe prompts routed by it; never in-sample.
+    data = RoutingData.create(
+        emb,
+        np.asarray(ds.quality_nm),
+        np.asarray(ds.cost_nm),
+        mask,
+        ds.llm_names,
+    )
+    all_m = jnp.ones((ds.num_llms,), bool)
+    split = Split(
+        train_idx=jnp.asarray(train_idx),
+        val_idx=jnp.asarray(probe_idx),
+        test_idx=jnp.asarray(probe_idx),
+        train_llm_m=all_m,
+        test_llm_m=all_m,
+        key=k_key,
+    )
+    best_k, area_k = protocol.select_hparams(
+        k_key, data, split, methods.uniroute_kmeans(n_init=n_init), {'k': ks}
+    )
+    info['val_area_k'] = area_k.tolist()
+  best = (best_k, ss[0])
+  if len(ss) > 1:
+    # Shrinkage: psi from the probe set, scored on the training prompts.
+    c = jax.tree.map(lambda x: x[best_k], clusterings)
+    r = router_lib.from_clustering(c, *args, trim=False, **common)
+    _, area_s = calibration.select_shrinkage(
+        r,
+        emb[train_idx],
+        np.asarray(ds.quality_nm)[train_idx],
+        mask[train_idx],
+        np.asarray(ds.cost_nm)[train_idx],
+        strengths=ss,
+    )
+    best = (best_k, ss[int(np.argmax(area_s))])
+    info['val_area_s'] = area_s.tolist()
   c = jax.tree.map(lambda x: x[best[0]], clusterings)
   router = router_lib.from_clustering(c, *args, shrinkage=best[1], **common)
   info.update(k=int(ks[best[0]]), shrinkage=float(best[1]))

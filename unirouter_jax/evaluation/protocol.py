@@ -108,8 +108,14 @@ def split_sizes(n: int, m: int, config: ProtocolConfig):
   return n_train, n_val, n_test, m_test
 
 
-def make_splits(key: Array, n: int, m: int, config: ProtocolConfig) -> Split:
-  """``num_trials`` random splits, stacked on a leading ``s`` axis."""
+def make_splits(
+    key: Array, n: int, m: int, config: ProtocolConfig, start: int = 0
+) -> Split:
+  """Trials ``start .. start + num_trials - 1``, stacked on an ``s`` axis.
+
+  Trial ``i`` comes from ``fold_in(key, i)``: the same seed gives the same
+  splits however the trials are chunked or batched.
+  """
   n_train, n_val, _, m_test = split_sizes(n, m, config)
 
   def one(k):
@@ -131,7 +137,8 @@ def make_splits(key: Array, n: int, m: int, config: ProtocolConfig) -> Split:
         key=t_key,
     )
 
-  return jax.vmap(one)(jax.random.split(key, config.num_trials))
+  idx_s = jnp.arange(start, start + config.num_trials)
+  return jax.vmap(lambda i: one(jax.random.fold_in(key, i)))(idx_s)
 
 
 def _map_grid(fn, grid, batch_size):
@@ -280,6 +287,7 @@ def _trial(
   return TrialResult(
       methods=methods,
       oracle=oracle,
+      num_eval=jnp.sum(ev.weight_q).astype(jnp.int32),
       single_x_m=curves.normalise_cost(cost_m, c_min, c_max),
       single_quality_m=quality_m,
       test_llm_m=split.test_llm_m,
@@ -288,6 +296,52 @@ def _trial(
       c_min=c_min,
       c_max=c_max,
   )
+
+
+def select_hparams(
+    key: Array,
+    data: RoutingData,
+    split: Split,
+    est: Estimator,
+    grid: Mapping[str, np.ndarray],
+    *,
+    num_lambdas: int = 200,
+    grid_points: int = 101,
+) -> tuple[int, np.ndarray]:
+  """The grid point of largest selection-view Area (method.md 2.4).
+
+  The one K-selection rule of the package (the protocol and the deployable
+  router's ``fit_from_dataset``): the prompt side on ``split.train_idx``,
+  ``psi`` of the training LLMs from the training prompts, the validation
+  prompts routed among the training LLMs.
+
+  Returns:
+    ``(index of the selected point, [G] validation Area)``.
+  """
+  grid = {k: np.atleast_1d(np.asarray(v)) for k, v in grid.items()}
+  frozen = tuple((k, tuple(v.tolist())) for k, v in grid.items())
+  fn = _selection_program(est, frozen, est.pad(grid), num_lambdas, grid_points)
+  area_g = np.asarray(fn(key, data, split))
+  return int(np.argmax(area_g)), area_g
+
+
+@functools.lru_cache(maxsize=8)
+def _selection_program(est, frozen_grid, pad, num_lambdas, grid_points):
+  grid = {k: np.asarray(v) for k, v in frozen_grid}
+  lam_l = routing.lambda_grid(num_lambdas)
+  grid_g = jnp.linspace(0.0, 1.0, grid_points)
+
+  @jax.jit
+  def run(key, data, split):
+    n = next(iter(grid.values())).shape[0]
+    if n == 1:
+      return jnp.zeros((1,))
+    _, val_g = _method_points(est, grid, pad, key, data, split, lam_l, None)
+    return jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw).area)(
+        val_g
+    )
+
+  return run
 
 
 def prepare(

@@ -6,10 +6,15 @@ per-trial metrics are summarised with a mean and a normal-approximation
 interval (``mean_ci``), and methods are compared per trial with an exact
 two-sided sign test (``sign_test``).
 
-QNC on the mean curve **[project choice]**: the smallest ``x`` where the mean
-curve (linear between grid points) reaches the mean over trials of the best
-LLM's quality, converted to a ratio with the mean over trials of
-``(c_min + x (c_max - c_min)) / best_cost``; ``inf`` if never reached.
+QNC of the mean curve **[project choice, corrected]**: the paper reads QNC
+off the mean curve; averaging range-normalised curves and converting ``x``
+back to raw cost trial by trial is incoherent (it yields the mean of
+``c_max / best_cost`` when the mean curve reaches the target near ``x = 1``:
+6904% where every trial was 100%). Instead, each trial's exact envelope is
+put on the axis *cost relative to that trial's best test LLM*, the curves
+are averaged there, and QNC is read off that mean curve directly
+(:func:`qnc_of_mean_curve`); it always lies within the range of the finite
+per-trial values.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import math
 import statistics
 
 import numpy as np
+
+from unirouter_jax.core import curves
 
 
 def mean_curve(quality_sg) -> np.ndarray:
@@ -51,36 +58,67 @@ def area50(grid_g, quality_g) -> float:
   return _integral(grid_g, quality_g, 0.0, 0.5)
 
 
-def qnc_from_mean_curve(
-    grid_g, quality_g, best_quality_s, best_cost_s, c_min_s, c_max_s, atol=1e-6
+def qnc_of_mean_curve(
+    knot_x_sp,
+    knot_y_sp,
+    best_quality_s,
+    best_cost_s,
+    c_min_s,
+    c_max_s,
+    atol=1e-6,
 ) -> float:
-  """QNC of the mean curve (see the module docstring); ``inf`` if not reached.
+  """QNC of the mean curve on the relative-cost axis (module docstring).
+
+  Each trial's exact envelope (its vertices, normalised cost) is put on the
+  axis ``u = raw cost / best LLM's cost`` of that trial; ``f_s(u)`` is the
+  envelope for ``u`` at or right of its first vertex and 0 left of it (a
+  cost the trial cannot reach). ``F(u) = mean_s f_s(u)`` is non-decreasing;
+  the result is the smallest ``u`` with ``F(u) >= mean_s best_quality_s -
+  atol`` (bisection to relative 1e-12), ``inf`` if never reached. It lies
+  within [min, max] of the per-trial QNCs whenever all are finite: every
+  ``f_s`` reaches its own target exactly at its own QNC. Trials whose best
+  LLM costs nothing have no relative axis and are left out.
 
   Args:
-    grid_g: ``[g]`` increasing normalised-cost grid.
-    quality_g: ``[g]`` mean curve.
+    knot_x_sp, knot_y_sp: ``[s, p]`` envelope vertices per trial.
     best_quality_s, best_cost_s: ``[s]`` best single LLM per trial.
     c_min_s, c_max_s: ``[s]`` raw cost range per trial.
-    atol: reached means ``>= mean best quality - atol``.
+    atol: reached means ``>= target - atol`` (as the per-trial QNC).
   """
-  x_g = np.asarray(grid_g, np.float64)
-  y_g = np.asarray(quality_g, np.float64)
-  target = float(np.mean(best_quality_s)) - atol
-  hit = np.nonzero(y_g >= target)[0]
-  if hit.size == 0:
-    return math.inf
-  i = int(hit[0])
-  if i == 0:
-    x = x_g[0]
-  else:
-    y0, y1 = y_g[i - 1], y_g[i]
-    x = x_g[i - 1] + (target - y0) / (y1 - y0) * (x_g[i] - x_g[i - 1])
-  c_min_s = np.asarray(c_min_s, np.float64)
-  c_max_s = np.asarray(c_max_s, np.float64)
+  kx = np.asarray(knot_x_sp, np.float64)
+  ky = np.asarray(knot_y_sp, np.float64)
   best_cost_s = np.asarray(best_cost_s, np.float64)
-  if np.any(best_cost_s <= 0):
-    raise ValueError('best_cost_s: expected positive costs.')
-  return float(np.mean((c_min_s + x * (c_max_s - c_min_s)) / best_cost_s))
+  ok = best_cost_s > 0
+  if not ok.any():
+    return math.inf
+  kx, ky, bq = kx[ok], ky[ok], np.asarray(best_quality_s, np.float64)[ok]
+  lo_s = np.asarray(c_min_s, np.float64)[ok][:, None]
+  hi_s = np.asarray(c_max_s, np.float64)[ok][:, None]
+  # The one definition of the cost axis, applied on the host.
+  u_sp = curves.raw_cost(kx, lo_s, hi_s) / best_cost_s[ok][:, None]
+  target = float(np.mean(bq)) - atol
+
+  def mean_at(u):
+    vals = [
+        np.interp(u, u_p, y_p) if u >= u_p[0] else 0.0
+        for u_p, y_p in zip(u_sp, ky, strict=True)
+    ]
+    return float(np.mean(vals))
+
+  a, b = float(u_sp[:, 0].min()), float(u_sp.max())
+  if mean_at(b) < target:
+    return math.inf
+  if mean_at(a) >= target:
+    return a
+  for _ in range(200):
+    mid = 0.5 * (a + b)
+    if mean_at(mid) >= target:
+      b = mid
+    else:
+      a = mid
+    if b - a <= 1e-12 * max(abs(b), 1e-12):
+      break
+  return b
 
 
 class MeanCI(tuple):

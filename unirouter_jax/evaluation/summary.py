@@ -1,9 +1,10 @@
 """Host-side aggregation of protocol results into tables (method.md 3).
 
 The paper averages per-trial curves on the common cost grid and computes the
-metrics on the mean curve; we report that, plus the per-trial mean with a 95%
-interval and a sign test (alpha = 0.01) of every method against UniRoute
-(K-means) on per-trial Area.
+metrics on the mean curve (QNC on the relative-cost axis, see
+``stats.qnc_of_mean_curve``); we report that, plus the per-trial mean with a
+95% interval and sign tests (alpha = 0.01) of every method against UniRoute
+(K-means) on per-trial Area, Area(50%) and QNC.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def summarise_curves(
     row = {
         'area': stats.curve_area(grid_g, mean_q),
         'area50': stats.area50(grid_g, mean_q),
-        'qnc': stats.qnc_from_mean_curve(
-            grid_g,
-            mean_q,
+        'qnc': stats.qnc_of_mean_curve(
+            c.knot_x_p,
+            c.knot_y_p,
             trial['best_quality'],
             trial['best_cost'],
             trial['c_min'],
@@ -75,15 +76,32 @@ def summarise_curves(
       row[f'{metric}_ci'] = [ci.lo, ci.hi]
       if ci.used_median:
         row[f'{metric}_ci_note'] = 'median, order-statistic interval (inf seen)'
+    q_sg = np.asarray(c.quality_g, np.float64)
+    half_g = (
+        1.96 * q_sg.std(0, ddof=1) / np.sqrt(q_sg.shape[0])
+        if q_sg.shape[0] > 1
+        else np.zeros(q_sg.shape[1])
+    )
+    row['curve_ci'] = [(mean_q - half_g).tolist(), (mean_q + half_g).tolist()]
     if reference in curves and name != reference:
-      wins, losses, ties, p = stats.sign_test(c.area, curves[reference].area)
-      row['sign_test_vs_' + reference] = {
-          'wins': wins,
-          'losses': losses,
-          'ties': ties,
-          'p_value': p,
-          'significant': stats.significant(p, ALPHA),
-      }
+      ref = curves[reference]
+      tests = {}
+      # Higher is better for Area and Area(50%), lower for QNC.
+      for metric, a, b in (
+          ('area', c.area, ref.area),
+          ('area50', c.area50, ref.area50),
+          ('qnc', ref.qnc, c.qnc),
+      ):
+        wins, losses, ties, p = stats.sign_test(a, b)
+        tests[metric] = {
+            'wins': wins,
+            'losses': losses,
+            'ties': ties,
+            'p_value': p,
+            'significant': stats.significant(p, ALPHA),
+        }
+      row['sign_test_vs_' + reference] = tests['area']
+      row['sign_tests_vs_' + reference] = tests
     out[name] = {k: _json(v) for k, v in row.items()}
   return out
 

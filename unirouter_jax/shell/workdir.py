@@ -12,9 +12,10 @@ writes, into its workdir:
 * ``summary.json``, ``results.md`` and PNG plots (``plots/``).
 
 Trials are run in chunks of ``chunk_size`` with
-:func:`unirouter_jax.evaluation.protocol.run_protocol`. The splits of chunk ``c`` come
-from ``fold_in(split_key, c)``, and the last chunk is padded to the same
-size (padded trials are dropped), so the protocol compiles once per run.
+:func:`unirouter_jax.evaluation.protocol.run_protocol`. Trial ``i``'s split
+comes from ``fold_in(split_key, i)`` whatever the chunking, and the last
+chunk is padded to the same size (padded trials are dropped), so the
+protocol compiles once per run.
 """
 
 from __future__ import annotations
@@ -374,7 +375,8 @@ def run_trials(
       if c in done:
         continue
       size = min(chunk, spec.num_trials - c * chunk)
-      splits = protocol.make_splits(jax.random.fold_in(split_key, c), n, m, cfg)
+      # Trial i's split depends on (seed, i) only, not on the chunking.
+      splits = protocol.make_splits(split_key, n, m, cfg, start=c * chunk)
       res = protocol.run_protocol(
           jax.random.fold_in(trial_key, c),
           data,
