@@ -261,5 +261,73 @@ class BadInputTest(parameterized.TestCase):
     self.assertIn('unirouter: error:', proc.stderr)
 
 
+class GoldenTest(absltest.TestCase):
+  """Fixed-seed numbers of ``unirouter evaluate`` on bundled data, pinned.
+
+  Any change of them must be seen (and explained in the change). Pinned
+  after issue 16 (one missing-label rule, curves from the cheapest LLM,
+  QNC of the mean curve on the relative-cost axis).
+  """
+
+  ARGS = [
+      'evaluate',
+      '--data',
+      'routerbench_subset',
+      '--max_prompts',
+      '800',
+      '--methods',
+      'zero_router,knn,uniroute_kmeans',
+      '--chunk_size',
+      '2',
+      '--quiet',
+      '--no_plots',
+  ]
+  PINNED = {  # method: (Area, Area(50%), QNC of the mean curve)
+      'zero_router': (0.8098654614388942, 0.3938793453574181, 0.99999622),
+      'knn': (0.7787228837609291, 0.38038727432489394, 'inf'),
+      'uniroute_kmeans': (0.8136198948323727, 0.3968596306443214, 'inf'),
+      'oracle': (0.9701914420723915, 0.48276571244001387, 0.47121641),
+  }
+
+  def test_pinned_numbers_and_splits_round_trip(self):
+    tmp = _tempdir(self)
+    first = os.path.join(tmp, 'first')
+    status, _, err = run_main(self.ARGS + ['--trials', '2', '--out', first])
+    self.assertEqual(status, 0, err)
+    summary = json.loads(pathlib.Path(first, 'summary.json').read_text())
+    for name, (area, area50, qnc) in self.PINNED.items():
+      row = summary['methods'][name]
+      self.assertAlmostEqual(row['area'], area, delta=1e-5, msg=name)
+      self.assertAlmostEqual(row['area50'], area50, delta=1e-5, msg=name)
+      if qnc == 'inf':
+        self.assertEqual(row['qnc'], 'inf', name)
+      else:
+        self.assertAlmostEqual(row['qnc'], qnc, delta=1e-5, msg=name)
+    self.assertEqual(summary['eval_prompts']['of'], 240)
+    # The run's splits.json, read back, reproduces it trial by trial.
+    splits = pathlib.Path(first, 'splits.json')
+    records = json.loads(splits.read_text())
+    self.assertLen(records, 2)
+    self.assertEqual(set(records[0]), {'test_llms', 'train', 'val', 'test'})
+    again = os.path.join(tmp, 'again')
+    status, _, err = run_main(
+        self.ARGS + ['--splits', str(splits), '--out', again]
+    )
+    self.assertEqual(status, 0, err)
+    a = pathlib.Path(first, 'metrics.jsonl').read_text()
+    b = pathlib.Path(again, 'metrics.jsonl').read_text()
+    self.assertEqual(a, b)
+    # A bad id is one line naming the trial and the id.
+    records[1]['val'][0] = 'no-such-prompt'
+    bad = pathlib.Path(tmp, 'bad.json')
+    bad.write_text(json.dumps(records))
+    status, _, err = run_main(
+        self.ARGS + ['--splits', str(bad), '--out', os.path.join(tmp, 'b')]
+    )
+    self.assertEqual(status, 2)
+    self.assertIn('trial 1', err)
+    self.assertIn('no-such-prompt', err)
+
+
 if __name__ == '__main__':
   absltest.main()

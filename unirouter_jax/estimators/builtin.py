@@ -148,10 +148,30 @@ def _learned_prompt_fit(key, inputs, hp, pad, *, n_init=3):
 
 
 def _learned_llm_fit(
-    clustering, key, inputs, hp, pad, *, arch='mlp', epochs=5, batch_size=64
+    clustering,
+    key,
+    inputs,
+    hp,
+    pad,
+    *,
+    arch='mlp',
+    epochs=5,
+    batch_size=64,
+    psi_from='val',
 ):
   _, m_key = jax.random.split(key)
   base = _kmeans_llm_fit(clustering, key, inputs, hp, pad)
+  # [project choice] psi of the training LLMs while the map is fitted: from
+  # the probe (validation) set by default (paper Sec. 5.2), or from the
+  # training set (App. F.1). Routing always uses the probe-set psi.
+  fit_psi_km = base.features.psi_km
+  if psi_from == 'train':
+    fit_psi_km = psi.cluster_features(
+        inputs.emb_nd[inputs.train_idx],
+        clustering,
+        inputs.error_nm[inputs.train_idx],
+        inputs.visible_nm[inputs.train_idx],
+    ).psi_km
   map_params = learned_map.fit_learned_map(
       m_key,
       inputs.emb_nd,
@@ -159,7 +179,7 @@ def _learned_llm_fit(
       inputs.error_nm,
       inputs.visible_nm,
       inputs.train_llm_m,
-      base.features.psi_km,
+      fit_psi_km,
       base.clustering.cluster_mask_k,
       hp['lr'],
       arch=arch,
@@ -285,13 +305,26 @@ def uniroute_learned_map(
     arch: str = 'mlp',
     epochs: int = 5,
     lr: float = learned_map.LEARNING_RATE,
+    psi_from: str = 'val',
 ) -> Estimator:
-  """UniRoute (LearnedMap), method.md 2.2."""
+  """UniRoute (LearnedMap), method.md 2.2.
+
+  Args:
+    arch: ``'mlp'`` (the paper's numbers) or ``'linear'``.
+    epochs: training epochs (paper: 5).
+    lr: Adam learning rate.
+    psi_from: where the training LLMs' ``psi`` comes from while the map is
+      fitted: ``'val'`` (default) or ``'train'`` (method.md 2.2).
+  """
+  if psi_from not in ('val', 'train'):
+    raise ValueError(f"psi_from: expected 'val' or 'train', got {psi_from!r}.")
   return Estimator(
-      name='uniroute_learned_map',
+      name='uniroute_learned_map' + ('' if psi_from == 'val' else '_train_psi'),
       fit=TwoStageFit(
           _learned_prompt_fit,
-          functools.partial(_learned_llm_fit, arch=arch, epochs=epochs),
+          functools.partial(
+              _learned_llm_fit, arch=arch, epochs=epochs, psi_from=psi_from
+          ),
       ),
       gamma=functools.partial(_learned_gamma, arch=arch),
       hp_grid=lambda nt, nv: {
@@ -361,6 +394,9 @@ def builtin_estimators(*, epochs_scale: float = 1.0) -> dict[str, Estimator]:
       'uniroute_kmeans': uniroute_kmeans(),
       'uniroute_soft_kmeans': uniroute_soft_kmeans(),
       'uniroute_learned_map': uniroute_learned_map(epochs=ep(5)),
+      'uniroute_learned_map_train_psi': uniroute_learned_map(
+          epochs=ep(5), psi_from='train'
+      ),
       'mlp_oracle': clairvoyant_oracle('mlp', epochs=ep(30)),
       'matfac_oracle': clairvoyant_oracle('matfac', epochs=ep(30)),
   }

@@ -120,6 +120,7 @@ def make_splits(
 
   def one(k):
     p_key, m_key, t_key = jax.random.split(k, 3)
+    del t_key  # trial_keys gives it (also to splits read from a file)
     perm_n = jax.random.permutation(p_key, n)
     if config.static_pool:
       train_llm = jnp.ones((m,), bool)
@@ -134,11 +135,22 @@ def make_splits(
         test_idx=perm_n[n_train + n_val :],
         train_llm_m=train_llm,
         test_llm_m=test_llm,
-        key=t_key,
+        key=trial_keys(key, jnp.asarray(0))[()],
     )
 
   idx_s = jnp.arange(start, start + config.num_trials)
-  return jax.vmap(lambda i: one(jax.random.fold_in(key, i)))(idx_s)
+  splits = jax.vmap(lambda i: one(jax.random.fold_in(key, i)))(idx_s)
+  return splits.replace(key=trial_keys(key, idx_s))
+
+
+def trial_keys(key: Array, idx_s) -> Array:
+  """``[s]`` the estimators' PRNG keys of trials ``idx_s`` (k-means++,
+  minibatches): a function of the run's key and the trial index only, so
+  splits given from a file run with the keys the run that wrote them had.
+  """
+  return jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i), 3)[2])(
+      jnp.atleast_1d(idx_s)
+  )
 
 
 def _map_grid(fn, grid, batch_size):

@@ -148,8 +148,17 @@ def _add_evaluate(subparsers) -> None:
   p.add_argument(
       '--trials',
       type=_positive_int,
-      default=100,
-      help='random splits (paper: 400; default: %(default)s)',
+      default=None,
+      help='random splits (paper: 400; default: 100, or all of --splits)',
+  )
+  p.add_argument(
+      '--splits',
+      default=None,
+      help=(
+          'a splits.json to evaluate on (as every run writes: a list of '
+          '{"test_llms": [names], "train": [ids], "val": [ids], "test": '
+          '[ids]}), so two implementations compare trial by trial'
+      ),
   )
   p.add_argument(
       '--test_llm_fraction',
@@ -227,6 +236,22 @@ def _evaluate(args) -> int:
     value = getattr(args, name)
     return defaults[name] if value is None else value
 
+  trials = args.trials
+  if args.splits is not None:
+    import json  # pylint: disable=g-import-not-at-top
+
+    try:
+      with open(args.splits) as f:
+        count = len(json.load(f))
+    except (OSError, ValueError, TypeError) as e:
+      raise ValueError(
+          f'--splits {args.splits}: cannot read it ({e})'
+      ) from None
+    if trials is not None and trials != count:
+      raise ValueError(
+          f'--trials {trials}: --splits {args.splits} has {count} trials'
+      )
+    trials = count
   spec = workdir.RunSpec.create(
       data=args.data,
       format=args.format,
@@ -234,7 +259,8 @@ def _evaluate(args) -> int:
       encoder_cache_dir=args.cache_dir,
       max_prompts=args.max_prompts,
       methods=_methods(args.methods),
-      num_trials=args.trials,
+      num_trials=100 if trials is None else trials,
+      splits=args.splits,
       test_llm_fraction=pick('test_llm_fraction'),
       train_fraction=pick('train_fraction'),
       val_fraction=pick('val_fraction'),

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,6 +27,7 @@ _STYLE = {
     'uniroute_kmeans': dict(color='tab:blue', lw=2.2),
     'uniroute_soft_kmeans': dict(color='tab:cyan'),
     'uniroute_learned_map': dict(color='tab:green', lw=1.8),
+    'uniroute_learned_map_train_psi': dict(color='tab:olive', lw=1.4),
     'mlp_oracle': dict(color='tab:purple', ls=':'),
     'matfac_oracle': dict(color='tab:brown', ls=':'),
     'oracle': dict(color='black', ls='-.', lw=1.0),
@@ -46,49 +48,63 @@ def _save(fig, path: str | os.PathLike) -> None:
 
 
 def deferral_curves(
-    path, summary: Mapping[str, Any], *, with_oracle: bool = False
+    path, summary: Mapping[str, Any], *, with_oracle: bool = True
 ) -> None:
-  """Mean deferral curves of every method; each single LLM as a point.
+  """Mean deferral curves with 95% bands; single LLMs trial by trial.
+
+  Curves and points share one axis and one set of trials: each curve is the
+  mean over all trials of that trial's curve (normalised cost of that
+  trial's test pool), with the normal 95% band of the mean; each single LLM
+  is drawn at its position in every trial where it is a test LLM (small
+  translucent points), never as an average over a different set of trials.
 
   Args:
     path: output PNG.
-    summary: a ``summary.json`` dict (``grid``, ``mean_curves``,
-      ``single_llms``).
-    with_oracle: also draw the per-prompt Oracle (it dwarfs the others).
+    summary: a ``summary.json`` dict (``grid``, ``mean_curves``, and when
+      present ``curve_bands`` and ``single_llm_trials``).
+    with_oracle: also draw the per-prompt Oracle (the headroom).
   """
   grid = np.asarray(summary['grid'])
-  fig = Figure(figsize=(7.5, 5.0))
+  bands = summary.get('curve_bands', {})
+  fig = Figure(figsize=(8.0, 5.4))
   ax = fig.subplots()
   for name, curve in summary['mean_curves'].items():
     if name == 'oracle' and not with_oracle:
       continue
-    ax.plot(grid, curve, label=_LABELS.get(name, name), **_STYLE.get(name, {}))
-  singles = summary.get('single_llms', {})
-  # Many LLMs: name only the five best, to keep the plot readable.
-  named = sorted(singles, key=lambda n: -singles[n]['quality'])
-  named = set(named if len(named) <= 15 else named[:5])
-  for name, p in singles.items():
-    ax.scatter([p['x']], [p['quality']], s=18, color='tab:red', zorder=3)
-    if name not in named:
-      continue
-    ax.annotate(
-        name.split('/')[-1][:24],
-        (p['x'], p['quality']),
-        fontsize=6,
-        xytext=(3, -3),
-        textcoords='offset points',
-        alpha=0.8,
+    style = _STYLE.get(name, {})
+    (line,) = ax.plot(grid, curve, label=_LABELS.get(name, name), **style)
+    if name in bands:
+      lo, hi = (np.asarray(b, np.float64) for b in bands[name])
+      ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+  trials = summary.get('single_llm_trials', {})
+  # Many LLMs: colour and name only the five best, the rest in grey.
+  best = sorted(trials, key=lambda n: -float(np.mean(trials[n]['quality'])))
+  named = best if len(best) <= 8 else best[:5]
+  colours = matplotlib.colormaps['Dark2'].colors
+  for name, p in trials.items():
+    i = named.index(name) if name in named else None
+    ax.scatter(
+        p['x'],
+        p['quality'],
+        s=9,
+        alpha=0.35 if i is not None else 0.15,
+        color=colours[i % len(colours)] if i is not None else 'tab:gray',
+        lw=0,
+        zorder=3,
+        label=None if i is None else f'{name.split("/")[-1][:28]} (per trial)',
     )
-  ax.set_xlabel('normalised cost (0: cheapest test LLM, 1: dearest)')
-  ax.set_ylabel('mean test quality')
+  ax.set_xlabel(
+      'normalised cost of the trial (0: cheapest test LLM, 1: dearest)'
+  )
+  ax.set_ylabel('test quality')
   ax.set_title(
       f'{summary["dataset"]}: mean deferral curves over '
-      f'{summary["trials"]} trials\n(red points: single LLMs, mean over the '
-      'trials where they are test LLMs)',
+      f'{summary["trials"]} trials, 95% bands\n(points: each single LLM in '
+      'each trial where it is a test LLM)',
       fontsize=9,
   )
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, loc='lower right')
+  ax.legend(fontsize=6.5, loc='lower right', ncol=2, markerscale=2.5)
   _save(fig, path)
 
 

@@ -26,6 +26,7 @@ ROW_ORDER = (
     'uniroute_kmeans',
     'uniroute_soft_kmeans',
     'uniroute_learned_map',
+    'uniroute_learned_map_train_psi',
     'mlp_oracle',
     'matfac_oracle',
     'oracle',
@@ -36,6 +37,7 @@ LABELS = {
     'uniroute_kmeans': 'UniRoute (K-means)',
     'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
     'uniroute_learned_map': 'UniRoute (LearnedMap)',
+    'uniroute_learned_map_train_psi': 'UniRoute (LearnedMap, train psi)',
     'mlp_oracle': 'MLP (clairvoyant)',
     'matfac_oracle': 'MatFac (clairvoyant)',
     'oracle': 'Oracle (per prompt)',
@@ -124,6 +126,20 @@ def build_summary(
   n_train, n_val, n_test, m_test = protocol.split_sizes(
       n, ds.num_llms, spec.protocol_config()
   )
+  bands = {name: row.pop('curve_ci') for name, row in rows.items()}
+  # Per-trial positions of each single LLM (trials where it is a test LLM),
+  # on the same normalised axis as the curves of that trial.
+  positions = {
+      name: {
+          'x': np.asarray(result.single_x_m)[test[:, j], j].tolist(),
+          'quality': (
+              np.asarray(result.single_quality_m)[test[:, j], j].tolist()
+          ),
+      }
+      for j, name in enumerate(names)
+      if count[j]
+  }
+  num_eval = np.asarray(result.num_eval)
   ordered = {k: rows[k] for k in ROW_ORDER if k in rows}
   ordered.update({k: v for k, v in rows.items() if k not in ordered})
   return {
@@ -158,7 +174,16 @@ def build_summary(
           )
       },
       'methods': ordered,
+      # [project choice] test prompts labelled for every test LLM count.
+      'eval_prompts': {
+          'mean': float(num_eval.mean()),
+          'min': int(num_eval.min()),
+          'max': int(num_eval.max()),
+          'of': n_test,
+      },
       'single_llms': singles,
+      'single_llm_trials': positions,
+      'curve_bands': bands,
       'hyperparameters': hp,
       'grid': grid_g.tolist(),
       'mean_curves': {k: curves[k] for k in ordered},
@@ -220,9 +245,16 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
           ' some trial never reaches the best LLM (QNC = ∞)]. * / †:'
           ' significantly worse / better than UniRoute (K-means) on per-trial'
           f' Area (sign test, alpha = {ALPHA}); W/L: trials won/lost'
-          ' against it.'
+          ' against it. QNC of the mean curve: curves averaged on the axis'
+          " cost / best test LLM's cost."
       ),
   ]
+  ev = summary.get('eval_prompts')
+  if ev:
+    lines.append(
+        f'Scored per trial: the {ev["min"]}-{ev["max"]} of {ev["of"]} test'
+        ' prompts labelled for every test LLM.'
+    )
   return '\n'.join(lines)
 
 

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from unirouter_jax import data as data_lib
-from unirouter_jax.core.structs import RoutingData, TrialResult
+from unirouter_jax.core.structs import RoutingData, Split, TrialResult
 from unirouter_jax.estimators import builtin as methods_lib
 from unirouter_jax.estimators import learned_map
 from unirouter_jax.estimators.base import Estimator
@@ -99,6 +99,8 @@ class RunSpec:
     kmeans_k: K candidates of the cluster routers (empty: method.md 2.4).
     knn_k: k candidates of K-NN (empty: method.md 2.4).
     heatmap_k: clusters of the psi heat-map (0: no heat-map).
+    splits: optional ``splits.json`` to evaluate on (its trials replace the
+      random ones; ``protocol.num_trials`` must equal their number).
   """
 
   data: str
@@ -115,6 +117,7 @@ class RunSpec:
   kmeans_k: tuple[int, ...] = ()
   knn_k: tuple[int, ...] = ()
   heatmap_k: int = 0
+  splits: str | None = None
 
   def __post_init__(self):
     if not self.methods:
@@ -243,9 +246,13 @@ def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
   est = methods_lib.builtin_estimators(epochs_scale=epochs_scale)
   if arch != 'mlp':
     epochs = max(1, int(round(5 * epochs_scale)))
-    est['uniroute_learned_map'] = methods_lib.uniroute_learned_map(
-        arch=arch, epochs=epochs
-    )
+    for psi_from, name in (
+        ('val', 'uniroute_learned_map'),
+        ('train', 'uniroute_learned_map_train_psi'),
+    ):
+      est[name] = methods_lib.uniroute_learned_map(
+          arch=arch, epochs=epochs, psi_from=psi_from
+      )
   return est
 
 
@@ -306,19 +313,130 @@ def grid_overrides(spec: RunSpec, estimators) -> dict[str, dict]:
   grids = {}
   ks = np.asarray(spec.kmeans_k, np.int32)
   if ks.size:
-    for name in ('uniroute_kmeans', 'uniroute_learned_map'):
+    learned = ('uniroute_learned_map', 'uniroute_learned_map_train_psi')
+    for name in ('uniroute_kmeans', *learned):
       if name in estimators:
         grids[name] = {'k': ks}
-    if 'uniroute_learned_map' in grids:
-      grids['uniroute_learned_map']['lr'] = np.full(
-          ks.shape, learned_map.LEARNING_RATE, np.float32
-      )
+      if name in learned and name in estimators:
+        grids[name]['lr'] = np.full(
+            ks.shape, learned_map.LEARNING_RATE, np.float32
+        )
   if len(spec.knn_k) and 'knn' in estimators:
     grids['knn'] = {'k': np.asarray(spec.knn_k, np.int32)}
   return grids
 
 
 # --------------------------------------------------------------- chunks ---
+
+
+# --------------------------------------------------------------- splits ---
+
+
+def splits_to_json(splits: Split, ds) -> list[dict[str, list]]:
+  """The trials as ``splits.json`` records (names and prompt ids).
+
+  Each record is ``{"test_llms": [names], "train": [ids], "val": [ids],
+  "test": [ids]}``; prompt ids are the data's ``prompt_id`` / ``sample_id``
+  column, else the 0-based row. Another implementation reading this file
+  evaluates on the very same splits, trial by trial.
+  """
+  names = np.asarray(ds.llm_names)
+  ids = np.asarray(ds.prompt_ids).astype(str)
+  out = []
+  for i in range(splits.train_idx.shape[0]):
+    out.append({
+        'test_llms': names[np.asarray(splits.test_llm_m[i])].tolist(),
+        'train': ids[np.asarray(splits.train_idx[i])].tolist(),
+        'val': ids[np.asarray(splits.val_idx[i])].tolist(),
+        'test': ids[np.asarray(splits.test_idx[i])].tolist(),
+    })
+  return out
+
+
+def read_splits(path, ds, key) -> Split:
+  """``splits.json`` as a stacked :class:`Split` (trial keys from ``key``).
+
+  Raises:
+    ValueError: naming the file, the trial and the field, on an unknown
+      LLM or prompt id, a duplicate, overlapping sets, or trials of unequal
+      sizes (the protocol needs one compiled shape).
+  """
+  try:
+    records = json.loads(pathlib.Path(path).read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(
+        f'--splits {path}: not a readable JSON file ({e}).'
+    ) from None
+  if not isinstance(records, list) or not records:
+    raise ValueError(f'--splits {path}: expected a non-empty list of trials.')
+  llm = {name: j for j, name in enumerate(ds.llm_names)}
+  row = {str(x): i for i, x in enumerate(np.asarray(ds.prompt_ids))}
+  m = len(llm)
+  cols = {f: [] for f in ('train', 'val', 'test')}
+  test_m = []
+  for t, rec in enumerate(records):
+    where = f'--splits {path}: trial {t}'
+    if not isinstance(rec, dict) or set(rec) < {'test_llms', *cols}:
+      raise ValueError(
+          f'{where}: expected keys test_llms, train, val, test; got '
+          f'{sorted(rec) if isinstance(rec, dict) else type(rec).__name__}.'
+      )
+    unknown = [x for x in rec['test_llms'] if x not in llm]
+    if unknown:
+      raise ValueError(f'{where}: test_llms: unknown LLM {unknown[0]!r}.')
+    mask = np.zeros((m,), bool)
+    mask[[llm[x] for x in rec['test_llms']]] = True
+    if not 1 <= mask.sum() < m:
+      raise ValueError(
+          f'{where}: test_llms: expected 1..{m - 1} LLMs, got {mask.sum()}.'
+      )
+    test_m.append(mask)
+    seen = set()
+    for f in cols:
+      bad = [x for x in rec[f] if str(x) not in row]
+      if bad:
+        raise ValueError(f'{where}: {f}: unknown prompt id {bad[0]!r}.')
+      idx = [row[str(x)] for x in rec[f]]
+      if seen & set(idx) or len(set(idx)) != len(idx):
+        raise ValueError(f'{where}: {f}: a prompt appears twice.')
+      seen |= set(idx)
+      if t and len(idx) != len(cols[f][0]):
+        raise ValueError(
+            f'{where}: {f}: {len(idx)} prompts, but trial 0 has '
+            f'{len(cols[f][0])} (every trial needs the same sizes).'
+        )
+      if not idx:
+        raise ValueError(f'{where}: {f}: expected at least one prompt.')
+      cols[f].append(idx)
+  test_sm = np.stack(test_m)
+  if len({int(x) for x in test_sm.sum(1)}) != 1:
+    raise ValueError(
+        f'--splits {path}: every trial needs the same number of test LLMs.'
+    )
+  return Split(
+      train_idx=jax.numpy.asarray(cols['train'], np.int32),
+      val_idx=jax.numpy.asarray(cols['val'], np.int32),
+      test_idx=jax.numpy.asarray(cols['test'], np.int32),
+      train_llm_m=jax.numpy.asarray(~test_sm),
+      test_llm_m=jax.numpy.asarray(test_sm),
+      key=protocol.trial_keys(key, np.arange(len(records))),
+  )
+
+
+def _take_trials(splits: Split, lo: int, size: int) -> Split:
+  """Trials ``lo .. lo + size - 1``, the last one repeated past the end."""
+  total = splits.train_idx.shape[0]
+  idx = np.minimum(np.arange(lo, lo + size), total - 1)
+  return jax.tree.map(lambda x: x[idx], splits)
+
+
+def all_splits(spec: RunSpec, ds, data: RoutingData) -> Split:
+  """Every trial's split: from ``spec.splits`` or drawn from the seed."""
+  split_key = jax.random.split(jax.random.key(spec.seed))[0]
+  if spec.splits:
+    return read_splits(spec.splits, ds, split_key)
+  cfg = spec.protocol_config()
+  return protocol.make_splits(split_key, data.num_prompts, data.num_llms, cfg)
 
 
 # ------------------------------------------------------------------ run ---
@@ -330,6 +448,7 @@ def run_trials(
     data: RoutingData,
     estimators,
     grids,
+    splits: Split,
     *,
     progress: bool = True,
     desc: str = '',
@@ -340,9 +459,6 @@ def run_trials(
   chunk = min(spec.chunk_size, spec.num_trials)
   num_chunks = -(-spec.num_trials // chunk)
   cfg = spec.protocol_config(num_trials=chunk)
-  base = jax.random.key(spec.seed)
-  split_key, trial_key = jax.random.split(base)
-  n, m = data.num_prompts, data.num_llms
   metrics_path = workdir / 'metrics.jsonl'
 
   done = [
@@ -376,14 +492,13 @@ def run_trials(
         continue
       size = min(chunk, spec.num_trials - c * chunk)
       # Trial i's split depends on (seed, i) only, not on the chunking.
-      splits = protocol.make_splits(split_key, n, m, cfg, start=c * chunk)
       res = protocol.run_protocol(
-          jax.random.fold_in(trial_key, c),
+          jax.random.key(spec.seed),
           data,
           estimators,
           cfg,
           grids=grids,
-          splits=splits,
+          splits=_take_trials(splits, c * chunk, chunk),
       )
       flat = {k: v[:size] for k, v in chunks.flatten(res).items()}
       chunks.save_chunk(chunks.chunk_path(workdir, c), flat)
@@ -430,10 +545,31 @@ def run(
       f'{spec.num_trials} trials'
       + (' (resuming)' if resumed else '')
   )
+  splits = all_splits(spec, ds, data)
+  if splits.train_idx.shape[0] != spec.num_trials:
+    raise ValueError(
+        f'--splits {spec.splits}: {splits.train_idx.shape[0]} trials, but '
+        f'--trials is {spec.num_trials}.'
+    )
+  chunks.write_json(workdir / 'splits.json', splits_to_json(splits, ds))
   result, computed = run_trials(
-      spec, workdir, data, estimators, grids, progress=progress, desc=ds.name
+      spec,
+      workdir,
+      data,
+      estimators,
+      grids,
+      splits,
+      progress=progress,
+      desc=ds.name,
   )
   out = report.build_summary(result, spec, ds, grids, note)
+  out['split'].update(
+      train_prompts=int(splits.train_idx.shape[1]),
+      val_prompts=int(splits.val_idx.shape[1]),
+      test_prompts=int(splits.test_idx.shape[1]),
+      test_llms=int(np.asarray(splits.test_llm_m[0]).sum()),
+  )
+  out['splits_file'] = spec.splits or 'splits.json (drawn from the seed)'
   out['chunks_computed_this_run'] = computed
   out['seconds_this_run'] = round(time.time() - t0, 1)
   chunks.write_json(workdir / 'summary.json', out)
