@@ -145,3 +145,72 @@ class RouterIOTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class FitFromDatasetTest(absltest.TestCase):
+  """K is chosen by the protocol's rule (method.md 2.4), not in-sample."""
+
+  def test_k_selection_routes_the_probe_prompts_with_training_psi(self):
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    from tests import synthetic  # noqa: PLC0415
+    from unirouter_jax.core import curves, kmeans, psi, routing  # noqa: PLC0415
+    from unirouter_jax.data import Dataset  # noqa: PLC0415
+
+    data, _, _ = synthetic.cluster_routing_problem(0, n=400, m=4)
+    n, m = data.num_prompts, data.num_llms
+    ds = Dataset(
+        name='toy',
+        prompt_ids=np.asarray([f'p{i}' for i in range(n)]),
+        prompts=np.asarray([f'prompt {i}' for i in range(n)]),
+        tasks=None,
+        llm_names=tuple(data.llm_names),
+        quality_nm=np.asarray(data.quality_nm),
+        label_mask_nm=np.asarray(data.label_mask_nm),
+        cost_nm=np.asarray(data.cost_nm),
+        per_prompt_cost=False,
+        cost_unit='usd_per_query',
+        provenance={},
+    )
+    key = jax.random.key(5)
+    router, info = router_io.fit_from_dataset(key, ds, data.emb_nd, k=None)
+    ks = info['k_candidates']
+    self.assertGreater(len(ks), 1)
+    # Recompute the rule from core pieces: K-means on the training prompts,
+    # psi of every LLM from the training prompts' labels, the probe prompts
+    # routed over the lambda grid, Area on them.
+    p_key, k_key = jax.random.split(key)
+    perm = np.asarray(jax.random.permutation(p_key, n))
+    p = info['num_probe']
+    probe, train = np.sort(perm[:p]), np.sort(perm[p:])
+    w = np.zeros((n,), np.float32)
+    w[train] = 1.0
+    err = 1.0 - data.quality_nm
+    pool = jnp.ones((m,), bool)
+    ev = curves.eval_set(
+        data.quality_nm[probe],
+        data.label_mask_nm[probe],
+        data.cost_nm[probe],
+        pool,
+    )
+    want = []
+    for k in ks:
+      c = kmeans.kmeans(k_key, data.emb_nd, jnp.asarray(w), k, k_max=max(ks))
+      f = psi.cluster_features(
+          data.emb_nd[train], c, err[train], data.label_mask_nm[train]
+      )
+      gamma = routing.uniroute_gamma(
+          kmeans.one_hot_assign(data.emb_nd[probe], c), f.psi_km
+      )
+      m_ = curves.curve_from_gamma(
+          gamma,
+          pool,
+          data.cost_nm[probe].mean(0),
+          ev,
+          routing.lambda_grid(200),
+          jnp.linspace(0, 1, 101),
+      )
+      want.append(float(m_.area))
+    np.testing.assert_allclose(info['val_area_k'], want, atol=1e-6)
+    self.assertEqual(info['k'], ks[int(np.argmax(want))])
+    self.assertEqual(router.num_clusters, info['k'])
