@@ -47,7 +47,11 @@ def run(config, workdir, *, log=print) -> dict:
       'se': {},
   }
   for n_val in config.val_size.n_val:
-    spec = dataclasses.replace(base, val_fraction=n_val / n, heatmap_k=0)
+    spec = dataclasses.replace(
+        base,
+        protocol=dataclasses.replace(base.protocol, val_fraction=n_val / n),
+        heatmap_k=0,
+    )
     out = workdir_lib.run(
         spec,
         workdir / f'n_val_{n_val}',

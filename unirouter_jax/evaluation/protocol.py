@@ -118,9 +118,8 @@ def make_splits(
   """
   n_train, n_val, _, m_test = split_sizes(n, m, config)
 
-  def one(k):
-    p_key, m_key, t_key = jax.random.split(k, 3)
-    del t_key  # trial_keys gives it (also to splits read from a file)
+  def one(i):
+    p_key, m_key, _ = jax.random.split(jax.random.fold_in(key, i), 3)
     perm_n = jax.random.permutation(p_key, n)
     if config.static_pool:
       train_llm = jnp.ones((m,), bool)
@@ -135,12 +134,10 @@ def make_splits(
         test_idx=perm_n[n_train + n_val :],
         train_llm_m=train_llm,
         test_llm_m=test_llm,
-        key=trial_keys(key, jnp.asarray(0))[()],
+        key=trial_keys(key, i)[0],
     )
 
-  idx_s = jnp.arange(start, start + config.num_trials)
-  splits = jax.vmap(lambda i: one(jax.random.fold_in(key, i)))(idx_s)
-  return splits.replace(key=trial_keys(key, idx_s))
+  return jax.vmap(one)(jnp.arange(start, start + config.num_trials))
 
 
 def trial_keys(key: Array, idx_s) -> Array:
