@@ -648,7 +648,10 @@ def mean_curve_qnc(trials: Sequence[Mapping]) -> float:
   """QNC of the mean curve on a relative-cost axis.
 
   Trial s's curve, as a function of ``u = raw cost / best_cost_s``, is
-  ``f_s(u)`` = the curve for u >= its leftmost vertex and 0 left of it.
+  ``f_s(u)`` = the curve for u >= its leftmost vertex and, left of it, the
+  leftmost vertex's quality capped at the trial's own target
+  ``best_quality_s - 1e-6`` (a trial cannot beat its target below the
+  cheapest cost it reaches).
   ``F = mean_s f_s`` is non-decreasing and piecewise linear between the
   trials' vertices (right-continuous jumps at each leftmost vertex). Returns
   the smallest u with ``F(u) >= mean_s best_quality_s - 1e-6``, found by an
@@ -668,19 +671,20 @@ def mean_curve_qnc(trials: Sequence[Mapping]) -> float:
     if t['best_cost'] <= 0:
       raise ValueError(f'trial {s}: best_cost must be > 0 for relative cost')
     raw = t['c_min'] + np.asarray(t['knots_x']) * (t['c_max'] - t['c_min'])
-    curves.append((raw / t['best_cost'], np.asarray(t['knots_y'])))
+    knots_y = np.asarray(t['knots_y'])
+    cap = min(float(knots_y[0]), t['best_quality'] - QNC_TOLERANCE)
+    curves.append((raw / t['best_cost'], knots_y, cap))
   target = float(np.mean([t['best_quality'] for t in trials])) - QNC_TOLERANCE
 
   def mean_curve(u: float, left_limit: bool = False) -> float:
     """F(u), or its limit from the left (trials starting at u excluded)."""
     total = 0.0
-    for knots_u, knots_y in curves:
+    for knots_u, knots_y, cap in curves:
       started = knots_u[0] < u if left_limit else knots_u[0] <= u
-      if started:
-        total += float(envelope_at(knots_u, knots_y, u))
+      total += float(envelope_at(knots_u, knots_y, u)) if started else cap
     return total / len(curves)
 
-  breaks = np.unique(np.concatenate([u for u, _ in curves]))
+  breaks = np.unique(np.concatenate([u for u, _, _ in curves]))
   for j, b in enumerate(breaks):
     if mean_curve(b) < target:
       continue

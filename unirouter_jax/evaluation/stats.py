@@ -71,8 +71,11 @@ def qnc_of_mean_curve(
 
   Each trial's exact envelope (its vertices, normalised cost) is put on the
   axis ``u = raw cost / best LLM's cost`` of that trial; ``f_s(u)`` is the
-  envelope for ``u`` at or right of its first vertex and 0 left of it (a
-  cost the trial cannot reach). ``F(u) = mean_s f_s(u)`` is non-decreasing;
+  envelope for ``u`` at or right of its first vertex and, left of it, that
+  vertex's quality capped at the trial's own target (a trial cannot beat its
+  target below the cheapest cost it reaches; with 0 there instead, one trial
+  whose best LLM is also its cheapest would hold the mean curve below the
+  target until ``u = 1``). ``F(u) = mean_s f_s(u)`` is non-decreasing;
   the result is the smallest ``u`` with ``F(u) >= mean_s best_quality_s -
   atol`` (bisection to relative 1e-12), ``inf`` if never reached. It lies
   within [min, max] of the per-trial QNCs whenever all are finite: every
@@ -98,10 +101,15 @@ def qnc_of_mean_curve(
   u_sp = curves.raw_cost(kx, lo_s, hi_s) / best_cost_s[ok][:, None]
   target = float(np.mean(bq)) - atol
 
+  # Left of a trial's first vertex: that vertex's quality, capped at the
+  # trial's own target (it cannot beat its target below the cheapest cost
+  # it reaches), so no trial pulls the mean past the others' crossings.
+  cap_s = np.minimum(ky[:, 0], bq - atol)
+
   def mean_at(u):
     vals = [
-        np.interp(u, u_p, y_p) if u >= u_p[0] else 0.0
-        for u_p, y_p in zip(u_sp, ky, strict=True)
+        np.interp(u, u_p, y_p) if u >= u_p[0] else cap
+        for u_p, y_p, cap in zip(u_sp, ky, cap_s, strict=True)
     ]
     return float(np.mean(vals))
 
