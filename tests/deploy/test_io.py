@@ -157,7 +157,7 @@ class FitFromDatasetTest(absltest.TestCase):
     from unirouter_jax.core import curves, kmeans, psi, routing  # noqa: PLC0415
     from unirouter_jax.data import Dataset  # noqa: PLC0415
 
-    data, _, _ = synthetic.cluster_routing_problem(0, n=400, m=4)
+    data, _, _ = synthetic.cluster_routing_problem(0, n=300, m=4)
     n, m = data.num_prompts, data.num_llms
     ds = Dataset(
         name='toy',

@@ -53,15 +53,17 @@ class BuiltinTest(parameterized.TestCase):
   def test_learned_map_psi_source_option(self):
     with self.assertRaisesRegex(ValueError, 'psi_from'):
       builtin.uniroute_learned_map(psi_from='test')
-    data, _, _ = synthetic.cluster_routing_problem(0, n=200, m=6)
+    data, _, _ = synthetic.cluster_routing_problem(0, n=120, m=4)
     cfg = protocol.ProtocolConfig(num_trials=1, test_llm_fraction=0.5)
     split = jax.tree.map(
-        lambda x: x[0], protocol.make_splits(jax.random.key(0), 200, 6, cfg)
+        lambda x: x[0], protocol.make_splits(jax.random.key(0), 120, 4, cfg)
     )
     inputs = views.trial_inputs(data, split)
     gammas = []
     for psi_from in ('val', 'train'):
-      est = builtin.uniroute_learned_map(epochs=1, psi_from=psi_from)
+      est = builtin.uniroute_learned_map(
+          arch='linear', epochs=1, psi_from=psi_from
+      )
       hp = {'k': jnp.asarray(4), 'lr': jnp.asarray(5e-3)}
       params = est.fit(split.key, inputs, hp, 4)
       gamma = est.gamma(params, data.emb_nd[split.test_idx], inputs, 4)

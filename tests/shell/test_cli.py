@@ -153,6 +153,13 @@ class EvaluateTest(absltest.TestCase):
         self.assertTrue(np.isfinite(row[key]), key)
       self.assertTrue(row['qnc'] == 'inf' or np.isfinite(row['qnc']))
       self.assertLen(row['area_ci'], 2)
+    # Curves and single-LLM points share trials and axis (issue 16): each
+    # LLM's per-trial positions, and a 95% band per curve.
+    for name, p in summary['single_llm_trials'].items():
+      count = summary['single_llms'][name]['trials_in_test_pool']
+      self.assertLen(p['x'], count)
+      self.assertLen(p['quality'], count)
+    self.assertEqual(set(summary['curve_bands']), set(summary['methods']))
     for png in ('deferral_curves.png', 'area_vs_k.png', 'psi_similarity.png'):
       self.assertTrue(pathlib.Path(out, 'plots', png).exists(), png)
     # The same command again resumes: nothing left to compute.
