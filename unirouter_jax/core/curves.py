@@ -11,7 +11,7 @@ A router swept over cost weights gives points ``(cost, quality)``. The curve
 is their upper concave envelope (mixing two routers at random reaches any
 point on the segment between them), flat to the right of its highest point.
 Every curve built by ``curve_inputs`` includes the cheapest pool LLM's point
-at ``x = 0`` (``cheapest_point``), so it starts at its leftmost achievable
+at ``x = 0`` (``pool_summary``), so it starts at its leftmost achievable
 point; ``curve_metrics`` on raw points (where nothing sits at ``x <= 0``)
 still extends flat to the left. The envelope is computed exactly
 with a monotone-chain hull (``lax.scan`` with a popping ``lax.while_loop``),
@@ -68,15 +68,20 @@ def eval_set(quality_qm, label_mask_qm, cost_qm, pool_m) -> EvalSet:
     pool_m: ``[m]`` the LLMs routed among.
   """
   mask_qm = jnp.asarray(label_mask_qm, bool)
-  pool_m = jnp.asarray(pool_m, bool)
   quality_qm = jnp.where(mask_qm, quality_qm, 0.0)
-  full_q = (mask_qm | ~pool_m[None, :]).all(1) & pool_m.any()
   return EvalSet(
       quality_qm=quality_qm,
       label_mask_qm=mask_qm,
       cost_qm=jnp.asarray(cost_qm, quality_qm.dtype),
-      weight_q=full_q.astype(quality_qm.dtype),
+      weight_q=scored_prompts(mask_qm, pool_m).astype(quality_qm.dtype),
   )
+
+
+def scored_prompts(label_mask_qm, pool_m) -> Array:
+  """``[q]`` bool: the prompts labelled for every pool LLM (``eval_set``)."""
+  pool_m = jnp.asarray(pool_m, bool)
+  mask_qm = jnp.asarray(label_mask_qm, bool)
+  return (mask_qm | ~pool_m[None, :]).all(1) & pool_m.any()
 
 
 def _pool_extremes(cost_m, pool_mask_m):
@@ -339,6 +344,15 @@ def single_llm_points(quality_qm, cost_qm, weight_q, pool_mask_m):
   )
 
 
+def _best_of(cost_m, quality_m, pool_mask_m):
+  """``(quality, cost)`` of the pool LLM of highest quality (ties: cheaper,
+  then lower index)."""
+  q_max = jnp.max(jnp.where(pool_mask_m, quality_m, -jnp.inf))
+  tie_m = pool_mask_m & (quality_m == q_max)
+  best = jnp.argmin(jnp.where(tie_m, cost_m, jnp.inf))
+  return quality_m[best], cost_m[best]
+
+
 def best_llm(quality_qm, cost_qm, weight_q, pool_mask_m):
   """``(best_quality, best_cost)`` of the pool LLM of highest mean quality.
 
@@ -348,10 +362,35 @@ def best_llm(quality_qm, cost_qm, weight_q, pool_mask_m):
   cost_m, quality_m = single_llm_points(
       quality_qm, cost_qm, weight_q, pool_mask_m
   )
-  q_max = jnp.max(jnp.where(pool_mask_m, quality_m, -jnp.inf))
-  tie_m = pool_mask_m & (quality_m == q_max)
-  best = jnp.argmin(jnp.where(tie_m, cost_m, jnp.inf))
-  return quality_m[best], cost_m[best]
+  return _best_of(cost_m, quality_m, pool_mask_m)
+
+
+def pool_summary(ev: EvalSet, pool_m) -> dict[str, Array]:
+  """Everything a curve needs to know of the pool's single LLMs, once.
+
+  Returns a dict of ``cost_m``, ``quality_m`` (each LLM alone, 0 outside the
+  pool), ``c_min``, ``c_max`` (the cost axis), ``best_quality``,
+  ``best_cost`` (QNC's target) and ``cheap_cost``, ``cheap_quality`` (the
+  cheapest LLM, ties to the higher quality: every curve's first point).
+  """
+  cost_m, quality_m = single_llm_points(
+      ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
+  )
+  lo, hi = _pool_extremes(cost_m, pool_m)
+  any_pool = jnp.any(pool_m)
+  best_q, best_c = _best_of(cost_m, quality_m, pool_m)
+  tie_m = pool_m & (cost_m == lo)
+  cheap = jnp.argmax(jnp.where(tie_m, quality_m, -jnp.inf))
+  return dict(
+      cost_m=cost_m,
+      quality_m=quality_m,
+      c_min=jnp.where(any_pool, lo, 0.0),
+      c_max=jnp.where(any_pool, hi, 0.0),
+      best_quality=best_q,
+      best_cost=best_c,
+      cheap_cost=cost_m[cheap],
+      cheap_quality=quality_m[cheap],
+  )
 
 
 def rule_points(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l):
@@ -367,41 +406,29 @@ def rule_points(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l):
   return deferral_points(choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q)
 
 
-def cheapest_point(ev: EvalSet, pool_m):
-  """``(cost, quality)`` of the cheapest pool LLM alone (``x = 0``).
-
-  Ties in cost go to the higher quality. Every curve includes this point
-  **[project choice]**: routing everything to the cheapest LLM, or mixing
-  with it at random, is open to every router, so the curve starts at
-  ``x = 0`` and is never extended flat to the left of a router's own
-  cheapest point (which would give it Area for free).
-  """
-  cost_m, quality_m = single_llm_points(
-      ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
-  )
-  c_lo = jnp.min(jnp.where(pool_m, cost_m, jnp.inf))
-  tie_m = pool_m & (cost_m == c_lo)
-  i = jnp.argmax(jnp.where(tie_m, quality_m, -jnp.inf))
-  return cost_m[i], quality_m[i]
-
-
 def curve_inputs(cost_p, quality_p, mask_p, pool_m, ev: EvalSet):
-  """Normalised points (plus the cheapest LLM's) and the scalars of
-  ``curve_metrics``, as a dict; ``p`` grows by one."""
-  c_min, c_max = pool_cost_range(ev.cost_qm, ev.weight_q, pool_m)
-  best_q, best_c = best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m)
-  lo_c, lo_q = cheapest_point(ev, pool_m)
+  """Normalised points plus the cheapest LLM's, and the scalars of
+  ``curve_metrics``, as a dict; ``p`` grows by one.
+
+  **[project choice]** every curve includes the cheapest pool LLM's point
+  (``x = 0``): routing everything to it, or mixing with it at random, is
+  open to every router, so the curve starts at ``x = 0`` and is never
+  extended flat to the left of a router's own cheapest point (which would
+  give it Area for free).
+  """
+  pool = pool_summary(ev, pool_m)
   quality_p = jnp.asarray(quality_p)
   mask_p = jnp.broadcast_to(mask_p, quality_p.shape)
-  cost_p = jnp.concatenate([jnp.asarray(cost_p), lo_c[None]])
+  cost_p = jnp.concatenate([jnp.asarray(cost_p), pool['cheap_cost'][None]])
+  cheap_q = pool['cheap_quality'][None].astype(quality_p.dtype)
   return dict(
-      x_p=normalise_cost(cost_p, c_min, c_max),
-      y_p=jnp.concatenate([quality_p, lo_q[None].astype(quality_p.dtype)]),
+      x_p=normalise_cost(cost_p, pool['c_min'], pool['c_max']),
+      y_p=jnp.concatenate([quality_p, cheap_q]),
       mask_p=jnp.concatenate([mask_p, jnp.any(pool_m)[None]]),
-      best_quality=best_q,
-      best_cost=best_c,
-      c_min=c_min,
-      c_max=c_max,
+      best_quality=pool['best_quality'],
+      best_cost=pool['best_cost'],
+      c_min=pool['c_min'],
+      c_max=pool['c_max'],
   )
 
 

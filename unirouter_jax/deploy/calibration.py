@@ -109,13 +109,12 @@ def _calibrate(
 ):
   # The rule never sees the labels; with realised labels, the prompts that
   # count are those labelled for every pool LLM (as in the protocol).
-  rule_gamma_qm = gamma_qm
   q_qm = quality_qm if realised else 1.0 - gamma_qm
-  w_q = curves.eval_set(q_qm, label_mask_qm, gamma_qm, pool_m).weight_q
+  w_q = curves.scored_prompts(label_mask_qm, pool_m).astype(gamma_qm.dtype)
   w_q = w_q / jnp.maximum(w_q.sum(), 1.0)
 
   def stats(lam):
-    choice_q = routing.plugin_route(rule_gamma_qm, cost_m, lam, pool_m)
+    choice_q = routing.plugin_route(gamma_qm, cost_m, lam, pool_m)
     cost = jnp.sum(w_q * cost_m[choice_q])
     qual = jnp.sum(w_q * jnp.take_along_axis(q_qm, choice_q[:, None], 1)[:, 0])
     return cost, qual

@@ -201,20 +201,6 @@ def fit_from_dataset(
     raise ValueError(f'k: expected 1..{train_idx.size}, got {k!r}.')
   weight_n = np.zeros((n,), np.float32)
   weight_n[train_idx] = 1.0
-  k_max = int(ks.max())
-  fit_all = jax.jit(
-      jax.vmap(
-          lambda kk: kmeans.kmeans(
-              k_key,
-              jnp.asarray(emb),
-              jnp.asarray(weight_n),
-              kk,
-              k_max=k_max,
-              n_init=n_init,
-          )
-      )
-  )
-  clusterings = fit_all(jnp.asarray(ks))
   common = dict(
       probe_ids=[str(x) for x in ds.prompt_ids[probe_idx]],
       probe_texts=[str(x) for x in ds.prompts[probe_idx]],
@@ -258,10 +244,18 @@ def fit_from_dataset(
         k_key, data, split, methods.uniroute_kmeans(n_init=n_init), {'k': ks}
     )
     info['val_area_k'] = area_k.tolist()
+  # Only the selected K is clustered (as the protocol clusters it).
+  c = kmeans.kmeans(
+      k_key,
+      jnp.asarray(emb),
+      jnp.asarray(weight_n),
+      int(ks[best_k]),
+      k_max=int(ks.max()),
+      n_init=n_init,
+  )
   best = (best_k, ss[0])
   if len(ss) > 1:
     # Shrinkage: psi from the probe set, scored on the training prompts.
-    c = jax.tree.map(lambda x: x[best_k], clusterings)
     r = router_lib.from_clustering(c, *args, trim=False, **common)
     _, area_s = calibration.select_shrinkage(
         r,
@@ -273,7 +267,6 @@ def fit_from_dataset(
     )
     best = (best_k, ss[int(np.argmax(area_s))])
     info['val_area_s'] = area_s.tolist()
-  c = jax.tree.map(lambda x: x[best[0]], clusterings)
   router = router_lib.from_clustering(c, *args, shrinkage=best[1], **common)
   info.update(k=int(ks[best[0]]), shrinkage=float(best[1]))
   return router, info

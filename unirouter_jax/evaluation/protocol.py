@@ -159,10 +159,13 @@ def _map_grid(fn, grid, batch_size):
   return jax.lax.map(fn, grid, batch_size=batch_size)
 
 
-def _method_points(est: Estimator, grid, pad, key, data, split, lam_l, gbs):
+def _method_points(
+    est: Estimator, grid, pad, key, data, split, lam_l, gbs, test_view=True
+):
   """Curve inputs of one method: ``[G]`` test view, ``[G]`` selection view.
 
-  The selection view is absent (None) when the grid has one point. With a
+  The selection view is absent (None) when the grid has one point, the test
+  view when ``test_view`` is False (K selection alone). With a
   ``TwoStageFit``, the prompt side (K-means on the training prompts, the same
   in both views) is fitted once per grid point and shared by the views.
   """
@@ -206,7 +209,9 @@ def _method_points(est: Estimator, grid, pad, key, data, split, lam_l, gbs):
         grid, prompt_g
     )
 
-  test_g = over_grid(inputs, ev, data.emb_nd[split.test_idx])
+  test_g = (
+      over_grid(inputs, ev, data.emb_nd[split.test_idx]) if test_view else None
+  )
   if size == 1:
     return test_g, None
   val_g = over_grid(
@@ -287,23 +292,20 @@ def _trial(
       for name in estimators
   }
   oracle = jax.tree.map(lambda x: x[0], by_tag['oracle'])
-  cost_m, quality_m = curves.single_llm_points(
-      ev.quality_qm, ev.cost_qm, ev.weight_q, split.test_llm_m
-  )
-  pool = split.test_llm_m
-  c_min, c_max = curves.pool_cost_range(ev.cost_qm, ev.weight_q, pool)
-  best_q, best_c = curves.best_llm(ev.quality_qm, ev.cost_qm, ev.weight_q, pool)
+  pool = curves.pool_summary(ev, split.test_llm_m)
   return TrialResult(
       methods=methods,
       oracle=oracle,
       num_eval=jnp.sum(ev.weight_q).astype(jnp.int32),
-      single_x_m=curves.normalise_cost(cost_m, c_min, c_max),
-      single_quality_m=quality_m,
+      single_x_m=curves.normalise_cost(
+          pool['cost_m'], pool['c_min'], pool['c_max']
+      ),
+      single_quality_m=pool['quality_m'],
       test_llm_m=split.test_llm_m,
-      best_quality=best_q,
-      best_cost=best_c,
-      c_min=c_min,
-      c_max=c_max,
+      best_quality=pool['best_quality'],
+      best_cost=pool['best_cost'],
+      c_min=pool['c_min'],
+      c_max=pool['c_max'],
   )
 
 
@@ -345,7 +347,9 @@ def _selection_program(est, frozen_grid, pad, num_lambdas, grid_points):
     n = next(iter(grid.values())).shape[0]
     if n == 1:
       return jnp.zeros((1,))
-    _, val_g = _method_points(est, grid, pad, key, data, split, lam_l, None)
+    _, val_g = _method_points(
+        est, grid, pad, key, data, split, lam_l, None, test_view=False
+    )
     return jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw).area)(
         val_g
     )

@@ -105,13 +105,19 @@ def qnc_of_mean_curve(
   # trial's own target (it cannot beat its target below the cheapest cost
   # it reaches), so no trial pulls the mean past the others' crossings.
   cap_s = np.minimum(ky[:, 0], bq - atol)
+  rows = np.arange(u_sp.shape[0])
 
   def mean_at(u):
-    vals = [
-        np.interp(u, u_p, y_p) if u >= u_p[0] else cap
-        for u_p, y_p, cap in zip(u_sp, ky, cap_s, strict=True)
-    ]
-    return float(np.mean(vals))
+    # Every trial's piecewise-linear envelope at u at once (vertices are
+    # increasing; padding repeats the last one, where the curve is flat).
+    j_s = np.clip((u_sp <= u).sum(1) - 1, 0, u_sp.shape[1] - 1)
+    k_s = np.minimum(j_s + 1, u_sp.shape[1] - 1)
+    x0, x1 = u_sp[rows, j_s], u_sp[rows, k_s]
+    y0, y1 = ky[rows, j_s], ky[rows, k_s]
+    step = np.where(x1 > x0, x1 - x0, 1.0)
+    f_s = np.where(x1 > x0, y0 + (u - x0) / step * (y1 - y0), y0)
+    f_s = np.where(u >= u_sp[:, 0], f_s, cap_s)
+    return float(np.mean(f_s))
 
   a, b = float(u_sp[:, 0].min()), float(u_sp.max())
   if mean_at(b) < target:

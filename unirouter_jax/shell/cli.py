@@ -238,15 +238,9 @@ def _evaluate(args) -> int:
 
   trials = args.trials
   if args.splits is not None:
-    import json  # pylint: disable=g-import-not-at-top
+    from unirouter_jax.shell import splits_file  # pylint: disable=g-import-not-at-top
 
-    try:
-      with open(args.splits) as f:
-        count = len(json.load(f))
-    except (OSError, ValueError, TypeError) as e:
-      raise ValueError(
-          f'--splits {args.splits}: cannot read it ({e})'
-      ) from None
+    count = splits_file.count(args.splits)
     if trials is not None and trials != count:
       raise ValueError(
           f'--trials {trials}: --splits {args.splits} has {count} trials'

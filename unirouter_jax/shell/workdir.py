@@ -21,12 +21,9 @@ protocol compiles once per run.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
 import json
 import os
 import pathlib
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,12 +33,14 @@ import numpy as np
 
 from unirouter_jax import data as data_lib
 from unirouter_jax.core.structs import RoutingData, Split, TrialResult
-from unirouter_jax.estimators import builtin as methods_lib
-from unirouter_jax.estimators import learned_map
-from unirouter_jax.estimators.base import Estimator
 from unirouter_jax.evaluation import protocol
 from unirouter_jax.evaluation.protocol import ProtocolConfig
-from unirouter_jax.shell import chunks, report
+from unirouter_jax.shell import chunks, report, splits_file
+from unirouter_jax.shell.run_methods import (
+    grid_overrides,
+    resolve_method,
+    select_estimators,
+)
 
 # Methods of the paper's tables, in the paper's row order.
 DEFAULT_METHODS = (
@@ -239,188 +238,7 @@ def load_routing_data(spec: RunSpec):
   return ds, data, note
 
 
-@functools.lru_cache(maxsize=8)
-def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
-  # Cached so that runs in one process share Estimator objects, and with
-  # them the protocol's compiled program (its cache keys on the functions).
-  est = methods_lib.builtin_estimators(epochs_scale=epochs_scale)
-  if arch != 'mlp':
-    epochs = max(1, int(round(5 * epochs_scale)))
-    for psi_from, name in (
-        ('val', 'uniroute_learned_map'),
-        ('train', 'uniroute_learned_map_train_psi'),
-    ):
-      est[name] = methods_lib.uniroute_learned_map(
-          arch=arch, epochs=epochs, psi_from=psi_from
-      )
-  return est
-
-
-@functools.lru_cache(maxsize=32)
-def _user_estimator(spec_text: str) -> Estimator:
-  module, _, attr = spec_text.partition(':')
-  # Console scripts do not put the working directory on sys.path; a user's
-  # module (e.g. examples/...) is looked up there too.
-  if os.getcwd() not in sys.path:
-    sys.path.append(os.getcwd())
-  try:
-    factory = getattr(importlib.import_module(module), attr)
-  except (ImportError, AttributeError) as e:
-    raise ValueError(
-        f'methods: cannot import {spec_text!r} ({type(e).__name__}: {e}).'
-    ) from None
-  est = factory()
-  if not isinstance(est, Estimator):
-    raise ValueError(
-        f'methods: {spec_text!r} returned {type(est).__name__}, expected an '
-        'unirouter_jax.Estimator.'
-    )
-  return est
-
-
-def resolve_method(name: str, epochs_scale: float, arch: str) -> Estimator:
-  """A built-in estimator by name, or a user's as ``module:function``.
-
-  ``module:function`` names a factory returning an :class:`Estimator`; the
-  module is imported because the user named it (an explicit import, not a
-  registry), e.g. ``examples.low_rank_uniroute:estimator``.
-
-  Raises:
-    ValueError: unknown name or a factory that cannot be imported.
-  """
-  if ':' in name:
-    return _user_estimator(name)
-  est = _estimators(float(epochs_scale), arch)
-  if name not in est:
-    raise ValueError(
-        f'methods: unknown method {name!r}; expected some of '
-        f'{", ".join(est)} or module:function.'
-    )
-  return est[name]
-
-
-def select_estimators(spec: RunSpec) -> dict[str, Estimator]:
-  """The requested estimators by table name, in ``spec.methods`` order."""
-  out = {}
-  for name in spec.methods:
-    est = resolve_method(name, spec.epochs_scale, spec.learned_map_arch)
-    out[est.name if ':' in name else name] = est
-  return out
-
-
-def grid_overrides(spec: RunSpec, estimators) -> dict[str, dict]:
-  """Hyperparameter grids given in the spec (others use method.md 2.4)."""
-  grids = {}
-  ks = np.asarray(spec.kmeans_k, np.int32)
-  if ks.size:
-    learned = ('uniroute_learned_map', 'uniroute_learned_map_train_psi')
-    for name in ('uniroute_kmeans', *learned):
-      if name in estimators:
-        grids[name] = {'k': ks}
-      if name in learned and name in estimators:
-        grids[name]['lr'] = np.full(
-            ks.shape, learned_map.LEARNING_RATE, np.float32
-        )
-  if len(spec.knn_k) and 'knn' in estimators:
-    grids['knn'] = {'k': np.asarray(spec.knn_k, np.int32)}
-  return grids
-
-
-# --------------------------------------------------------------- chunks ---
-
-
 # --------------------------------------------------------------- splits ---
-
-
-def splits_to_json(splits: Split, ds) -> list[dict[str, list]]:
-  """The trials as ``splits.json`` records (names and prompt ids).
-
-  Each record is ``{"test_llms": [names], "train": [ids], "val": [ids],
-  "test": [ids]}``; prompt ids are the data's ``prompt_id`` / ``sample_id``
-  column, else the 0-based row. Another implementation reading this file
-  evaluates on the very same splits, trial by trial.
-  """
-  names = np.asarray(ds.llm_names)
-  ids = np.asarray(ds.prompt_ids).astype(str)
-  out = []
-  for i in range(splits.train_idx.shape[0]):
-    out.append({
-        'test_llms': names[np.asarray(splits.test_llm_m[i])].tolist(),
-        'train': ids[np.asarray(splits.train_idx[i])].tolist(),
-        'val': ids[np.asarray(splits.val_idx[i])].tolist(),
-        'test': ids[np.asarray(splits.test_idx[i])].tolist(),
-    })
-  return out
-
-
-def read_splits(path, ds, key) -> Split:
-  """``splits.json`` as a stacked :class:`Split` (trial keys from ``key``).
-
-  Raises:
-    ValueError: naming the file, the trial and the field, on an unknown
-      LLM or prompt id, a duplicate, overlapping sets, or trials of unequal
-      sizes (the protocol needs one compiled shape).
-  """
-  try:
-    records = json.loads(pathlib.Path(path).read_text())
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(
-        f'--splits {path}: not a readable JSON file ({e}).'
-    ) from None
-  if not isinstance(records, list) or not records:
-    raise ValueError(f'--splits {path}: expected a non-empty list of trials.')
-  llm = {name: j for j, name in enumerate(ds.llm_names)}
-  row = {str(x): i for i, x in enumerate(np.asarray(ds.prompt_ids))}
-  m = len(llm)
-  cols = {f: [] for f in ('train', 'val', 'test')}
-  test_m = []
-  for t, rec in enumerate(records):
-    where = f'--splits {path}: trial {t}'
-    if not isinstance(rec, dict) or set(rec) < {'test_llms', *cols}:
-      raise ValueError(
-          f'{where}: expected keys test_llms, train, val, test; got '
-          f'{sorted(rec) if isinstance(rec, dict) else type(rec).__name__}.'
-      )
-    unknown = [x for x in rec['test_llms'] if x not in llm]
-    if unknown:
-      raise ValueError(f'{where}: test_llms: unknown LLM {unknown[0]!r}.')
-    mask = np.zeros((m,), bool)
-    mask[[llm[x] for x in rec['test_llms']]] = True
-    if not 1 <= mask.sum() < m:
-      raise ValueError(
-          f'{where}: test_llms: expected 1..{m - 1} LLMs, got {mask.sum()}.'
-      )
-    test_m.append(mask)
-    seen = set()
-    for f in cols:
-      bad = [x for x in rec[f] if str(x) not in row]
-      if bad:
-        raise ValueError(f'{where}: {f}: unknown prompt id {bad[0]!r}.')
-      idx = [row[str(x)] for x in rec[f]]
-      if seen & set(idx) or len(set(idx)) != len(idx):
-        raise ValueError(f'{where}: {f}: a prompt appears twice.')
-      seen |= set(idx)
-      if t and len(idx) != len(cols[f][0]):
-        raise ValueError(
-            f'{where}: {f}: {len(idx)} prompts, but trial 0 has '
-            f'{len(cols[f][0])} (every trial needs the same sizes).'
-        )
-      if not idx:
-        raise ValueError(f'{where}: {f}: expected at least one prompt.')
-      cols[f].append(idx)
-  test_sm = np.stack(test_m)
-  if len({int(x) for x in test_sm.sum(1)}) != 1:
-    raise ValueError(
-        f'--splits {path}: every trial needs the same number of test LLMs.'
-    )
-  return Split(
-      train_idx=jax.numpy.asarray(cols['train'], np.int32),
-      val_idx=jax.numpy.asarray(cols['val'], np.int32),
-      test_idx=jax.numpy.asarray(cols['test'], np.int32),
-      train_llm_m=jax.numpy.asarray(~test_sm),
-      test_llm_m=jax.numpy.asarray(test_sm),
-      key=protocol.trial_keys(key, np.arange(len(records))),
-  )
 
 
 def _take_trials(splits: Split, lo: int, size: int) -> Split:
@@ -434,7 +252,7 @@ def all_splits(spec: RunSpec, ds, data: RoutingData) -> Split:
   """Every trial's split: from ``spec.splits`` or drawn from the seed."""
   split_key = jax.random.split(jax.random.key(spec.seed))[0]
   if spec.splits:
-    return read_splits(spec.splits, ds, split_key)
+    return splits_file.read(spec.splits, ds, split_key)
   cfg = spec.protocol_config()
   return protocol.make_splits(split_key, data.num_prompts, data.num_llms, cfg)
 
@@ -551,7 +369,7 @@ def run(
         f'--splits {spec.splits}: {splits.train_idx.shape[0]} trials, but '
         f'--trials is {spec.num_trials}.'
     )
-  chunks.write_json(workdir / 'splits.json', splits_to_json(splits, ds))
+  chunks.write_json(workdir / 'splits.json', splits_file.to_json(splits, ds))
   result, computed = run_trials(
       spec,
       workdir,
