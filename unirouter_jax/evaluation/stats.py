@@ -32,6 +32,19 @@ def mean_curve(quality_sg) -> np.ndarray:
   return np.mean(np.asarray(quality_sg, np.float64), axis=0)
 
 
+def mean_curve_band(quality_sg, level=0.95):
+  """``(lo_g, hi_g)``: normal-approximation ``level`` band of the mean curve
+  (the interval of ``mean_ci`` at every grid point; zero width for one
+  trial)."""
+  q = np.asarray(quality_sg, np.float64)
+  mean_g = q.mean(0)
+  if q.shape[0] < 2:
+    return mean_g, mean_g
+  z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
+  half_g = z * q.std(0, ddof=1) / math.sqrt(q.shape[0])
+  return mean_g - half_g, mean_g + half_g
+
+
 def _integral(grid_g, quality_g, a, b) -> float:
   """Exact integral over ``[a, b]`` of the linear interpolant (flat ends)."""
   x_g = np.asarray(grid_g, np.float64)

@@ -76,13 +76,8 @@ def summarise_curves(
       row[f'{metric}_ci'] = [ci.lo, ci.hi]
       if ci.used_median:
         row[f'{metric}_ci_note'] = 'median, order-statistic interval (inf seen)'
-    q_sg = np.asarray(c.quality_g, np.float64)
-    half_g = (
-        1.96 * q_sg.std(0, ddof=1) / np.sqrt(q_sg.shape[0])
-        if q_sg.shape[0] > 1
-        else np.zeros(q_sg.shape[1])
-    )
-    row['curve_ci'] = [(mean_q - half_g).tolist(), (mean_q + half_g).tolist()]
+    lo_g, hi_g = stats.mean_curve_band(c.quality_g)
+    row['curve_ci'] = [lo_g.tolist(), hi_g.tolist()]
     if reference in curves and name != reference:
       ref = curves[reference]
       tests = {}

@@ -42,8 +42,8 @@ LABELS = {
     'matfac_oracle': 'MatFac (clairvoyant)',
     'oracle': 'Oracle (per prompt)',
 }
-REFERENCE = 'uniroute_kmeans'
-ALPHA = 0.01
+REFERENCE = summary_lib.REFERENCE  # one reference method and level
+ALPHA = summary_lib.ALPHA
 
 
 def psi_similarity(data: RoutingData, k: int, seed: int = 0):
