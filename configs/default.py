@@ -69,11 +69,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.routing.num_lambdas = 200  # cost weights swept per curve
   c.routing.grid_points = 101  # common normalised-cost grid
 
-  # How trials are batched (results do not depend on these except through
-  # chunk_size, which fixes how splits are drawn).
+  # How trials are batched and placed (results do not depend on these beyond
+  # float rounding: trial i's split comes from (seed, i)).
   c.sweep = ml_collections.ConfigDict()
   c.sweep.chunk_size = 25  # trials per saved (resumable) chunk
-  c.sweep.trial_batch_size = 8  # trials vmapped together inside a chunk
+  c.sweep.trial_batch_size = 0  # trials vmapped together; 0: the backend's
+  c.sweep.devices = 0  # devices the trials are sharded over; 0: all
 
   # What the run writes besides summary.json / metrics.jsonl / results.md.
   c.output = ml_collections.ConfigDict()

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pathlib
 import sys
 
 # The repository root, so that config files can `from configs import ...`.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import jax
 from absl import (
     app,
     flags,
@@ -31,7 +29,9 @@ from absl import (
 )
 from ml_collections import config_flags
 
-from unirouter_jax.shell import chunks, report
+from unirouter_jax.evaluation import sweep as sweep_lib
+from unirouter_jax.evaluation.protocol import ProtocolConfig
+from unirouter_jax.shell import chunks, compile_cache, report
 from unirouter_jax.shell import workdir as workdir_lib
 
 
@@ -56,7 +56,9 @@ def to_spec(config) -> workdir_lib.RunSpec:
       static_pool=config.protocol.static_pool,
       num_lambdas=config.routing.num_lambdas,
       grid_points=config.routing.grid_points,
-      trial_batch_size=config.sweep.trial_batch_size,
+      trial_batch_size=config.sweep.trial_batch_size
+      or sweep_lib.tuned_config(ProtocolConfig()).trial_batch_size,
+      devices=config.sweep.devices,
       chunk_size=config.sweep.chunk_size,
       seed=config.protocol.seed,
       epochs_scale=config.cluster_map.epochs_scale,
@@ -148,13 +150,9 @@ def main(argv):
   if config is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required.')
   logging.set_verbosity(logging.WARNING)
-  # Reruns and resumes reuse compiled programs (compiling the whole protocol
-  # takes minutes on a small CPU); JAX_COMPILATION_CACHE_DIR overrides.
-  jax.config.update(
-      'jax_compilation_cache_dir',
-      os.environ.get('JAX_COMPILATION_CACHE_DIR')
-      or str(pathlib.Path(_WORKDIR.value) / '.jax_cache'),
-  )
+  # Reruns and resumes reuse compiled programs (see shell.compile_cache:
+  # JAX_COMPILATION_CACHE_DIR, else ~/.cache/unirouter_jax/xla).
+  compile_cache.enable()
   flag = flags.FLAGS['config']
   sweep = load_sweep(config_flags.get_config_filename(flag))
   try:

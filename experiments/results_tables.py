@@ -120,10 +120,15 @@ def selected_k(summaries):
   for s in summaries:
     for name, h in s['hyperparameters'].items():
       if len(h['values']) > 1:
+        means = h['test_area_mean']
+        areas = (
+            'fitted at the selected K only'
+            if means is None
+            else ', '.join(f'{a:.3f}' for a in means)
+        )
         out.append(
             f'| {s["dataset"]} | {LABELS.get(name, name)} | {h["values"]} | '
-            + ', '.join(f'{a:.3f}' for a in h['test_area_mean'])
-            + f' | {h["selected_count"]} |'
+            f'{areas} | {h["selected_count"]} |'
         )
   return '\n'.join(out)
 

@@ -55,6 +55,7 @@ def _oracle_params() -> oracles.OracleParams:
       loss_t=jnp.linspace(0.7, 0.3, 6),
       val_loss_e=jnp.asarray([0.6, 0.5, 0.55]),
       best_epoch=jnp.asarray(1, jnp.int32),
+      epochs_run=jnp.asarray(3, jnp.int32),
   )
 
 

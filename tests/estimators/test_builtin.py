@@ -23,6 +23,7 @@ class BuiltinTest(parameterized.TestCase):
             'uniroute_soft_kmeans',
             'uniroute_learned_map',
             'uniroute_learned_map_train_psi',
+            'uniroute_learned_map_kmeans_k',
             'mlp_oracle',
             'matfac_oracle',
         },
@@ -64,7 +65,7 @@ class BuiltinTest(parameterized.TestCase):
       est = builtin.uniroute_learned_map(
           arch='linear', epochs=1, psi_from=psi_from
       )
-      hp = {'k': jnp.asarray(4), 'lr': jnp.asarray(5e-3)}
+      hp = {'k': jnp.asarray(4)}
       params = est.fit(split.key, inputs, hp, 4)
       gamma = est.gamma(params, data.emb_nd[split.test_idx], inputs, 4)
       gammas.append(np.asarray(gamma))

@@ -36,7 +36,7 @@ def _data(seed: int = 0):
 def _jitted(kind: str):
   return jax.jit(
       functools.partial(oracles.fit_oracle, kind=kind, size=16),
-      static_argnames=('epochs', 'batch_size'),
+      static_argnames=('epochs', 'batch_size', 'patience'),
   )
 
 
@@ -92,7 +92,7 @@ class OraclesTest(parameterized.TestCase):
     )
     val_loss_e = np.asarray(fitted.val_loss_e)
     self.assertEqual(val_loss_e.shape, (30,))
-    self.assertEqual(int(fitted.best_epoch), int(np.argmin(val_loss_e)))
+    self.assertEqual(int(fitted.best_epoch), int(np.nanargmin(val_loss_e)))
     self.assertLess(int(fitted.best_epoch), 29)
     # The kept parameters are those of that epoch (1e-6).
     val = data['val_idx']
@@ -104,7 +104,44 @@ class OraclesTest(parameterized.TestCase):
         kind=kind,
         size=16,
     )
-    np.testing.assert_allclose(loss, val_loss_e.min(), atol=1e-6)
+    np.testing.assert_allclose(loss, np.nanmin(val_loss_e), atol=1e-6)
+
+  @parameterized.parameters('mlp', 'matfac')
+  def test_early_stop_is_the_full_run_cut_short(self, kind):
+    data = _data()
+    # The overfitting set-up above: the validation loss turns up early.
+    args = dict(data, visible_nm=data['visible_nm'].at[64:_N_TRAIN].set(False))
+    full, early = (
+        _jitted(kind)(
+            jax.random.key(1), **args, lr=1e-1, epochs=30, patience=patience
+        )
+        for patience in (None, 3)
+    )
+    self.assertEqual(int(full.epochs_run), 30)
+    run, best = int(early.epochs_run), int(early.best_epoch)
+    # It stops 3 epochs after its best, before the 30.
+    self.assertEqual(run, min(30, best + 4))
+    self.assertLess(run, 30)
+    full_val = np.asarray(full.val_loss_e)
+    np.testing.assert_array_equal(
+        np.asarray(early.val_loss_e)[:run], full_val[:run]
+    )
+    self.assertTrue(np.isnan(np.asarray(early.val_loss_e)[run:]).all())
+    self.assertEqual(best, int(np.argmin(full_val[:run])))
+    if int(full.best_epoch) == best:  # no later improvement: the same fit
+      for a, b in zip(
+          jax.tree.leaves(early.params),
+          jax.tree.leaves(full.params),
+          strict=True,
+      ):
+        np.testing.assert_array_equal(a, b)
+    steps = _N_TRAIN // 64
+    self.assertTrue(np.isnan(np.asarray(early.loss_t)[run * steps :]).all())
+    self.assertFalse(np.isnan(np.asarray(early.loss_t)[: run * steps]).any())
+
+  def test_bad_patience(self):
+    with self.assertRaisesRegex(ValueError, 'patience'):
+      oracles.fit_oracle(jax.random.key(0), **_data(), kind='mlp', patience=0)
 
   def test_masked_labels_are_ignored(self):
     data = _data()
@@ -125,7 +162,8 @@ class OraclesTest(parameterized.TestCase):
     # Exactly equal: masked labels never enter the arithmetic.
     np.testing.assert_array_equal(fits[0].loss_t, fits[1].loss_t)
     np.testing.assert_array_equal(fits[0].val_loss_e, fits[1].val_loss_e)
-    self.assertTrue(np.isfinite(fits[1].val_loss_e).all())
+    run = int(fits[1].epochs_run)
+    self.assertTrue(np.isfinite(fits[1].val_loss_e[:run]).all())
 
   def test_bad_kind_raises(self):
     with self.assertRaisesRegex(ValueError, 'kind'):

@@ -91,6 +91,53 @@ class ProtocolTest(parameterized.TestCase):
         np.testing.assert_allclose(got.area, want.area, atol=1e-5)
         np.testing.assert_allclose(got.quality_g, want.quality_g, atol=1e-5)
 
+  def test_fit_selected_only_is_the_full_grid_at_the_selected_point(self):
+    lm = methods.uniroute_learned_map(arch='linear', epochs=1)
+    self.assertTrue(lm.fit_selected_only)
+    full = dataclasses.replace(lm, fit_selected_only=False)
+    grids = {n: {'k': np.asarray([2, 3, 5])} for n in ('one', 'all')}
+    res = protocol.run_protocol(
+        jax.random.key(5), self.data, {'one': lm, 'all': full}, CFG, grids
+    )
+    one, every = res.methods['one'], res.methods['all']
+    np.testing.assert_array_equal(one.selected, every.selected)
+    np.testing.assert_array_equal(one.val_area_g, every.val_area_g)
+    np.testing.assert_allclose(one.metrics.area, every.metrics.area, atol=1e-5)
+    np.testing.assert_allclose(
+        one.metrics.quality_g, every.metrics.quality_g, atol=1e-5
+    )
+    sel = np.asarray(one.selected)
+    test_g = np.array(one.test_area_g)
+    rows = np.arange(sel.size)
+    np.testing.assert_allclose(
+        test_g[rows, sel], np.asarray(every.test_area_g)[rows, sel], atol=1e-5
+    )
+    test_g[rows, sel] = np.nan
+    self.assertTrue(np.isnan(test_g).all())  # the other candidates: unfitted
+
+  def test_learned_map_with_kmeans_k_takes_its_clusters_and_choice(self):
+    kmeans = methods.uniroute_kmeans()
+    lm = methods.uniroute_learned_map(arch='linear', epochs=1, k_from='kmeans')
+    self.assertIs(lm.selector, kmeans)
+    self.assertIs(lm.fit.prompt_fit, kmeans.fit.prompt_fit)
+    grids = {n: {'k': np.asarray([2, 3, 5])} for n in ('km', 'lm')}
+    res = protocol.run_protocol(
+        jax.random.key(6), self.data, {'km': kmeans, 'lm': lm}, CFG, grids
+    )
+    km, lmr = res.methods['km'], res.methods['lm']
+    # The same selection view (computed once, shared) and the same K.
+    np.testing.assert_array_equal(lmr.val_area_g, km.val_area_g)
+    np.testing.assert_array_equal(lmr.selected, km.selected)
+    self.assertTrue(np.isfinite(np.asarray(lmr.metrics.area)).all())
+    # Alone, it selects the same K (the cache only shares work).
+    alone = protocol.run_protocol(
+        jax.random.key(6), self.data, {'lm': lm}, CFG, grids
+    )
+    np.testing.assert_array_equal(alone.methods['lm'].selected, km.selected)
+    np.testing.assert_allclose(
+        alone.methods['lm'].metrics.area, lmr.metrics.area, atol=1e-6
+    )
+
   def test_k1_uniroute_curve_equals_zero_router(self):
     grids = {'uniroute_kmeans': {'k': np.asarray([1])}}
     res = protocol.run_protocol(

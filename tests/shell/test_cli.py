@@ -195,6 +195,9 @@ class BadInputTest(parameterized.TestCase):
       ('fraction', ['--val_fraction', '1.5'], 'val_fraction'),
       ('missing_embeddings', ['--embeddings', '/no/e.npy'], '/no/e.npy'),
       ('no_prompt_column', 'NO_PROMPT', 'prompt'),
+      ('devices', ['--devices', '999'], '--devices 999'),
+      ('negative_devices', ['--devices', '-1'], '--devices'),
+      ('compile_cache', ['--compile_cache', '/proc/no/cache'], '/proc/no'),
   )
   def test_one_line_error(self, extra, expected):
     argv = [

@@ -26,6 +26,15 @@ quality_p, mask_p)`` for routers whose curve is known in closed form
 candidates; when it has more than one point, the protocol picks one per
 trial on validation data with training LLMs only (method.md 2.4).
 
+With ``fit_selected_only``, the test view is fitted at the selected grid
+point only (for costly fits such as LearnedMap's; the result is the same,
+only the test Area of the other candidates is not computed). With a
+``selector`` (another estimator), the grid point is the one the selector's
+selection view picks, and the estimator itself is fitted once, at that
+point, in the test view (optionally, UniRoute LearnedMap takes K from
+UniRoute K-means). The two must share the prompt side
+(``TwoStageFit.prompt_fit``) for the clusters to be the same.
+
 What an estimator may see is decided by the protocol, not by the estimator:
 :class:`TrialInputs` zeroes and masks every label it must not use. A fair
 estimator sees training LLMs on training prompts and every LLM on the
@@ -86,6 +95,10 @@ class Estimator:
     points: optional closed-form curve points (replaces the lambda sweep).
     clairvoyant: True if it sees test-LLM labels (reference, not a router).
     description: one line for tables and ``--help``.
+    fit_selected_only: fit the test view at the selected point only.
+    selector: optional estimator whose selection view picks the grid point
+      (see the module docstring); the test view is then fitted at that
+      point only.
   """
 
   name: str
@@ -96,6 +109,8 @@ class Estimator:
   points: Callable[..., tuple[Array, Array, Array]] | None = None
   clairvoyant: bool = False
   description: str = ''
+  fit_selected_only: bool = False
+  selector: Estimator | None = None
 
   def grid(self, n_train: int, n_val: int) -> dict[str, np.ndarray]:
     """The candidate grid as equal-length 1-D arrays (validated)."""

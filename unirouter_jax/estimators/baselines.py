@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from unirouter_jax.core import curves, psi
+from unirouter_jax.core import batching, curves, psi
 
 Array = jax.Array
 
@@ -70,7 +70,7 @@ def knn_gamma(
   lower validation index. Per LLM, neighbours without a visible label are
   skipped (not replaced); an LLM with no visible label among the ``k``
   gets its global visible mean error (0.5 with no visible label at all).
-  Queries are processed in chunks of ``batch_size`` (``lax.map``).
+  Queries are processed in even chunks of at most ``batch_size``.
 
   Args:
     emb_qd: ``[q, d]`` query embeddings.
@@ -103,7 +103,7 @@ def knn_gamma(
       k=k,
       k_max=k_max,
   )
-  return lax.map(one, emb_qd, batch_size=batch_size)
+  return batching.map_even(one, emb_qd, batch_size)
 
 
 def oracle_gamma(quality_qm, label_mask_qm) -> Array:

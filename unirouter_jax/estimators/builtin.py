@@ -157,6 +157,7 @@ def _learned_llm_fit(
     arch='mlp',
     epochs=5,
     batch_size=64,
+    lr=learned_map.LEARNING_RATE,
     psi_from='val',
 ):
   _, m_key = jax.random.split(key)
@@ -181,7 +182,7 @@ def _learned_llm_fit(
       inputs.train_llm_m,
       fit_psi_km,
       base.clustering.cluster_mask_k,
-      hp['lr'],
+      lr,
       arch=arch,
       epochs=epochs,
       batch_size=batch_size,
@@ -235,7 +236,9 @@ def _zero_points(params, inputs: TrialInputs, eval_set, pad):
   )
 
 
-def _oracle_fit(key, inputs, hp, pad, *, kind, epochs=30, batch_size=64):
+def _oracle_fit(
+    key, inputs, hp, pad, *, kind, epochs=30, batch_size=64, patience=None
+):
   del pad
   return oracles.fit_oracle(
       key,
@@ -249,6 +252,7 @@ def _oracle_fit(key, inputs, hp, pad, *, kind, epochs=30, batch_size=64):
       kind=kind,
       epochs=epochs,
       batch_size=batch_size,
+      patience=patience,
   )
 
 
@@ -306,6 +310,7 @@ def uniroute_learned_map(
     epochs: int = 5,
     lr: float = learned_map.LEARNING_RATE,
     psi_from: str = 'val',
+    k_from: str = 'own',
 ) -> Estimator:
   """UniRoute (LearnedMap), method.md 2.2.
 
@@ -315,24 +320,41 @@ def uniroute_learned_map(
     lr: Adam learning rate.
     psi_from: where the training LLMs' ``psi`` comes from while the map is
       fitted: ``'val'`` (default) or ``'train'`` (method.md 2.2).
+    k_from: ``'own'`` (default): in the selection view each K of a 4-point
+      grid gets its own map (``psi`` of the training LLMs from the training
+      set, App. F.1) and the map's validation Area picks K; the test view
+      fits one map, at that K (5 fits per trial). ``'kmeans'`` (faster): the
+      clusters and K of UniRoute (K-means), chosen by its selection view,
+      and one map per trial at that K.
   """
   if psi_from not in ('val', 'train'):
     raise ValueError(f"psi_from: expected 'val' or 'train', got {psi_from!r}.")
-  return Estimator(
-      name='uniroute_learned_map' + ('' if psi_from == 'val' else '_train_psi'),
-      fit=TwoStageFit(
-          _learned_prompt_fit,
-          functools.partial(
-              _learned_llm_fit, arch=arch, epochs=epochs, psi_from=psi_from
-          ),
-      ),
+  if k_from not in ('kmeans', 'own'):
+    raise ValueError(f"k_from: expected 'kmeans' or 'own', got {k_from!r}.")
+  llm_fit = functools.partial(
+      _learned_llm_fit, arch=arch, epochs=epochs, lr=lr, psi_from=psi_from
+  )
+  name = 'uniroute_learned_map' + ('' if psi_from == 'val' else '_train_psi')
+  common = dict(
       gamma=functools.partial(_learned_gamma, arch=arch),
-      hp_grid=lambda nt, nv: {
-          'k': kmeans_k_grid(nt, nv, num=4),
-          'lr': np.full(len(kmeans_k_grid(nt, nv, num=4)), lr, np.float32),
-      },
       pad_key='k',
       description=f'UniRoute (LearnedMap, {arch}): learned soft cluster map.',
+  )
+  if k_from == 'own':
+    return Estimator(
+        name=name,
+        fit=TwoStageFit(_learned_prompt_fit, llm_fit),
+        hp_grid=lambda nt, nv: {'k': kmeans_k_grid(nt, nv, num=4)},
+        fit_selected_only=True,
+        **common,
+    )
+  clusters = uniroute_kmeans()
+  return Estimator(
+      name=name + '_kmeans_k',
+      fit=TwoStageFit(clusters.fit.prompt_fit, llm_fit),
+      hp_grid=clusters.hp_grid,
+      selector=clusters,
+      **common,
   )
 
 
@@ -363,13 +385,24 @@ def zero_router() -> Estimator:
 
 
 @_reused
-def clairvoyant_oracle(kind: str, *, epochs: int = 30) -> Estimator:
-  """Clairvoyant MLP / MatFac (see test-LLM labels), method.md 2.3."""
+def clairvoyant_oracle(
+    kind: str, *, epochs: int = 30, patience: int | None = oracles.PATIENCE
+) -> Estimator:
+  """Clairvoyant MLP / MatFac (see test-LLM labels), method.md 2.3.
+
+  Args:
+    kind: ``'mlp'`` or ``'matfac'``.
+    epochs: the most training epochs (paper: 30, best-validation checkpoint).
+    patience: early stop after this many epochs without a lower validation
+      loss; None trains all ``epochs`` (see ``oracles``).
+  """
   if kind not in ('mlp', 'matfac'):
     raise ValueError(f"kind: expected 'mlp' or 'matfac', got {kind!r}.")
   return Estimator(
       name=f'{kind}_oracle',
-      fit=functools.partial(_oracle_fit, kind=kind, epochs=epochs),
+      fit=functools.partial(
+          _oracle_fit, kind=kind, epochs=epochs, patience=patience
+      ),
       gamma=functools.partial(_oracle_gamma, kind=kind),
       hp_grid=single_point(lr=1e-3),
       clairvoyant=True,
@@ -396,6 +429,9 @@ def builtin_estimators(*, epochs_scale: float = 1.0) -> dict[str, Estimator]:
       'uniroute_learned_map': uniroute_learned_map(epochs=ep(5)),
       'uniroute_learned_map_train_psi': uniroute_learned_map(
           epochs=ep(5), psi_from='train'
+      ),
+      'uniroute_learned_map_kmeans_k': uniroute_learned_map(
+          epochs=ep(5), k_from='kmeans'
       ),
       'mlp_oracle': clairvoyant_oracle('mlp', epochs=ep(30)),
       'matfac_oracle': clairvoyant_oracle('matfac', epochs=ep(30)),

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unirouter_jax.core import curves, routing
+from unirouter_jax.core import batching, curves, routing
 from unirouter_jax.core.structs import (
     MethodResult,
     RoutingData,
@@ -154,72 +154,117 @@ def _map_grid(fn, grid, batch_size):
   """``fn`` over the grid's leading axis: ``vmap``, or ``lax.map`` in chunks
   of ``batch_size`` (one K at a time on CPU: no padding of every K to the
   batch's slowest convergence)."""
-  if batch_size is None:
-    return jax.vmap(fn)(grid)
-  return jax.lax.map(fn, grid, batch_size=batch_size)
+  return batching.map_even(fn, grid, batch_size)
 
 
 def _method_points(
-    est: Estimator, grid, pad, key, data, split, lam_l, gbs, test_view=True
+    est: Estimator,
+    grid,
+    pad,
+    key,
+    data,
+    split,
+    lam_l,
+    gbs,
+    grid_g,
+    test_view=True,
+    cache=None,
 ):
   """Curve inputs of one method: ``[G]`` test view, ``[G]`` selection view.
 
   The selection view is absent (None) when the grid has one point, the test
   view when ``test_view`` is False (K selection alone). With a
   ``TwoStageFit``, the prompt side (K-means on the training prompts, the same
-  in both views) is fitted once per grid point and shared by the views.
+  in both views) is fitted once per grid point and shared by the views. With
+  ``fit_selected_only`` the test view has one point, the method fitted at
+  the selected grid point; with a ``selector``, also, the selection view is
+  the selector's.
+
+  ``cache`` (a dict, one per trial) shares what methods of the trial have in
+  common: the prompt side of equal ``prompt_fit`` on equal grids (UniRoute
+  K-means and LearnedMap cluster once) and a selector's selection view.
   """
+  cache = {} if cache is None else cache
   inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
   ev = eval_set(data, split.test_idx, split.test_llm_m)
+  frozen = (
+      tuple((k, tuple(np.asarray(v).tolist())) for k, v in grid.items()),
+      pad,
+  )
   grid = {k: jnp.asarray(v) for k, v in grid.items()}
   size = next(iter(grid.values())).shape[0] if grid else 1
   if not grid:
     grid = {'_unit': jnp.zeros((1,))}  # one point with a unit grid axis
 
+  def memo(tag, fn):
+    if (tag, frozen) not in cache:
+      cache[tag, frozen] = fn()
+    return cache[tag, frozen]
+
   def hp_of(g):
     return {k: v for k, v in g.items() if k != '_unit'}
 
-  def points(hp, prompt, view, ev, emb_q):
+  def points(e, hp, prompt, view, ev, emb_q):
     if prompt is None:
-      params = est.fit(key, view, hp, pad)
+      params = e.fit(key, view, hp, pad)
     else:
-      params = est.fit.llm_fit(prompt, key, view, hp, pad)
-    if est.points is not None:
-      pts = est.points(params, view, ev, pad)
+      params = e.fit.llm_fit(prompt, key, view, hp, pad)
+    if e.points is not None:
+      pts = e.points(params, view, ev, pad)
       return curves.curve_inputs(*pts, view.pool_m, ev)
-    gamma = est.gamma(params, emb_q, view, pad)
+    gamma = e.gamma(params, emb_q, view, pad)
     cost_l, quality_l = curves.rule_points(
         gamma, view.pool_m, view.cost_m, ev, lam_l
     )
     return curves.curve_inputs(cost_l, quality_l, True, view.pool_m, ev)
 
-  if isinstance(est.fit, TwoStageFit):
-    prompt_g = _map_grid(
-        lambda g: est.fit.prompt_fit(key, inputs, hp_of(g), pad), grid, gbs
+  def prompt_side(e):
+    if not isinstance(e.fit, TwoStageFit):
+      return None
+    fit = e.fit.prompt_fit
+    return memo(
+        ('prompt', fit),
+        lambda: _map_grid(lambda g: fit(key, inputs, hp_of(g), pad), grid, gbs),
     )
-  else:
-    prompt_g = None
 
-  def over_grid(view, ev, emb_q):
+  def over_grid(e, view, ev, emb_q):
+    prompt_g = prompt_side(e)
     if prompt_g is None:
       return _map_grid(
-          lambda g: points(hp_of(g), None, view, ev, emb_q), grid, gbs
+          lambda g: points(e, hp_of(g), None, view, ev, emb_q), grid, gbs
       )
-    return jax.vmap(lambda g, pr: points(hp_of(g), pr, view, ev, emb_q))(
+    return jax.vmap(lambda g, pr: points(e, hp_of(g), pr, view, ev, emb_q))(
         grid, prompt_g
     )
 
-  test_g = (
-      over_grid(inputs, ev, data.emb_nd[split.test_idx]) if test_view else None
+  sel = est.selector or est
+  val_g = None
+  if size > 1:
+    val_g = memo(
+        ('val', sel),
+        lambda: over_grid(
+            sel,
+            selection_inputs(data, split),
+            eval_set(data, split.val_idx, split.train_llm_m),
+            data.emb_nd[split.val_idx],
+        ),
+    )
+  if not test_view:
+    return None, val_g
+  emb_test = data.emb_nd[split.test_idx]
+  if val_g is None or not (est.fit_selected_only or est.selector):
+    return over_grid(est, inputs, ev, emb_test), val_g
+  area_g = jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw).area)(
+      val_g
   )
-  if size == 1:
-    return test_g, None
-  val_g = over_grid(
-      selection_inputs(data, split),
-      eval_set(data, split.val_idx, split.train_llm_m),
-      data.emb_nd[split.val_idx],
+  best = jnp.argmax(area_g)
+  prompt_g = prompt_side(est)
+  prompt = (
+      None if prompt_g is None else jax.tree.map(lambda x: x[best], prompt_g)
   )
-  return test_g, val_g
+  hp = hp_of({k: v[best] for k, v in grid.items()})
+  test = points(est, hp, prompt, inputs, ev, emb_test)
+  return jax.tree.map(lambda x: x[None], test), val_g
 
 
 def _rows(lo, hi, x):
@@ -227,17 +272,27 @@ def _rows(lo, hi, x):
 
 
 def _method_result(test_g, val_g) -> MethodResult:
-  """Selects the grid point of largest validation Area (method.md 2.4)."""
+  """Selects the grid point of largest validation Area (method.md 2.4).
+
+  A test view of one point beside a larger selection view was fitted at the
+  selected point only (a ``selector``): its other test Areas are NaN.
+  """
   if val_g is None:
     val_area = jnp.zeros(test_g.area.shape, test_g.area.dtype)
     best = jnp.asarray(0)
   else:
     val_area = val_g.area
     best = jnp.argmax(val_area)
+  if test_g.area.shape == val_area.shape:
+    metrics, test_area = jax.tree.map(lambda x: x[best], test_g), test_g.area
+  else:
+    metrics = jax.tree.map(lambda x: x[0], test_g)
+    test_area = jnp.full(val_area.shape, jnp.nan, val_area.dtype)
+    test_area = test_area.at[best].set(metrics.area)
   return MethodResult(
-      metrics=jax.tree.map(lambda x: x[best], test_g),
+      metrics=metrics,
       selected=best,
-      test_area_g=test_g.area,
+      test_area_g=test_area,
       val_area_g=val_area,
   )
 
@@ -249,9 +304,19 @@ def _trial(
   # Every method gets the trial's key: cluster-based methods with the same K
   # then share one clustering (paired comparisons), and adding a method
   # leaves the others' results unchanged.
+  cache = {}
   pending = {
       name: _method_points(
-          est, grids[name], pads[name], split.key, data, split, lam_l, gbs
+          est,
+          grids[name],
+          pads[name],
+          split.key,
+          data,
+          split,
+          lam_l,
+          gbs,
+          grid_g,
+          cache=cache,
       )
       for name, est in estimators.items()
   }
@@ -348,7 +413,7 @@ def _selection_program(est, frozen_grid, pad, num_lambdas, grid_points):
     if n == 1:
       return jnp.zeros((1,))
     _, val_g = _method_points(
-        est, grid, pad, key, data, split, lam_l, None, test_view=False
+        est, grid, pad, key, data, split, lam_l, None, grid_g, test_view=False
     )
     return jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw).area)(
         val_g
@@ -463,6 +528,6 @@ def protocol_fn(
     def one(split):
       return _trial(split, data, estimators, grids, pads, lam_l, grid_g, gbs)
 
-    return jax.lax.map(one, splits, batch_size=batch_size)
+    return batching.map_even(one, splits, batch_size)
 
   return run

@@ -41,16 +41,26 @@ def _fail(message) -> None:
   sys.exit(2)
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
   try:
     value = int(text)
   except ValueError:
     raise argparse.ArgumentTypeError(
         f'expected an integer, got {text!r}'
     ) from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {value}')
+  if value < low:
+    raise argparse.ArgumentTypeError(
+        f'expected an integer >= {low}, got {value}'
+    )
   return value
+
+
+def _positive_int(text: str) -> int:
+  return _int_at_least(text, 1)
+
+
+def _nonnegative_int(text: str) -> int:
+  return _int_at_least(text, 0)
 
 
 def _fraction(text: str) -> float:
@@ -203,6 +213,29 @@ def _add_evaluate(subparsers) -> None:
       default=1.0,
       help='multiplies the epochs of the trained methods',
   )
+  p.add_argument(
+      '--devices',
+      type=_nonnegative_int,
+      default=0,
+      help=(
+          'devices the trials are sharded over (default 0: all, every '
+          "host's under jax.distributed)"
+      ),
+  )
+  p.add_argument(
+      '--trial_batch_size',
+      type=_positive_int,
+      default=None,
+      help="trials vmapped together per device (default: the backend's)",
+  )
+  p.add_argument(
+      '--compile_cache',
+      default=None,
+      help=(
+          'folder of the persistent XLA compilation cache, or none (default: '
+          '$JAX_COMPILATION_CACHE_DIR, else ~/.cache/unirouter_jax/xla)'
+      ),
+  )
   p.add_argument('--no_plots', action='store_true', help='skip the PNGs')
   p.add_argument('--quiet', action='store_true', help='no progress bar')
   p.add_argument('--out', required=True, help='output directory')
@@ -213,10 +246,21 @@ def _evaluate(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
 
   from unirouter_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.evaluation import sweep  # pylint: disable=g-import-not-at-top
   from unirouter_jax.shell import (
+      compile_cache,  # pylint: disable=g-import-not-at-top
       report,  # pylint: disable=g-import-not-at-top
       workdir,  # pylint: disable=g-import-not-at-top
   )
+
+  cache = compile_cache.enable(args.compile_cache)
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if args.devices > jax.device_count():
+    raise ValueError(
+        f'--devices {args.devices}: only {jax.device_count()} '
+        f'{jax.default_backend()} device(s) here'
+    )
 
   if args.format is None and args.data not in data_lib.BUNDLED:
     if not os.path.exists(args.data):
@@ -262,6 +306,9 @@ def _evaluate(args) -> int:
       seed=args.seed,
       epochs_scale=args.epochs_scale,
       heatmap_k=0 if args.no_plots else 16,
+      devices=args.devices,
+      trial_batch_size=args.trial_batch_size
+      or sweep.tuned_config(workdir.ProtocolConfig()).trial_batch_size,
   )
   summary = workdir.run(
       spec,
@@ -271,6 +318,12 @@ def _evaluate(args) -> int:
       log=lambda s: print(s, file=sys.stderr),
   )
   print(report.markdown_table(summary))
+  t = summary['timing']
+  print(
+      f'\nTime: load {t["load_s"]:.1f} s, compile {t["compile_s"]:.1f} s, '
+      f'run {t["run_s"]:.1f} s on {t["devices"]} {t["backend"]} device(s); '
+      + (f'compilation cache {cache}' if cache else 'no compilation cache')
+  )
   print(
       f'\nWrote {os.path.join(args.out, "summary.json")}'
       + (

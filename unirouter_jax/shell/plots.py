@@ -114,7 +114,9 @@ def area_vs_hp(path, summary: Mapping[str, Any]) -> None:
   hps = {
       n: h
       for n, h in summary.get('hyperparameters', {}).items()
-      if h['hp'] == 'k' and len(h['values']) > 1
+      if h['hp'] == 'k'
+      and len(h['values']) > 1
+      and h['test_area_mean'] is not None
   }
   fig = Figure(figsize=(6.5, 4.2))
   ax = fig.subplots()

@@ -114,11 +114,14 @@ def build_summary(
     ta = np.asarray(r.test_area_g, np.float64)
     va = np.asarray(r.val_area_g, np.float64)
     sel = np.asarray(r.selected)
+    # A method fitted at the selected point only (a selector) has no test
+    # Area at the other candidates.
+    every = bool(np.isfinite(ta).all())
     hp[name] = {
         'hp': key,
         'values': [] if key is None else np.asarray(g[key]).tolist(),
-        'test_area_mean': ta.mean(0).tolist(),
-        'test_area_std': ta.std(0).tolist(),
+        'test_area_mean': ta.mean(0).tolist() if every else None,
+        'test_area_std': ta.std(0).tolist() if every else None,
         'val_area_mean': va.mean(0).tolist(),
         'selected_count': np.bincount(sel, minlength=ta.shape[1]).tolist(),
     }

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from unirouter_jax.estimators import builtin as methods_lib
-from unirouter_jax.estimators import learned_map
 from unirouter_jax.estimators.base import Estimator
 
 
@@ -95,14 +94,9 @@ def grid_overrides(spec: Any, estimators) -> dict[str, dict]:
   grids = {}
   ks = np.asarray(spec.kmeans_k, np.int32)
   if ks.size:
-    learned = ('uniroute_learned_map', 'uniroute_learned_map_train_psi')
-    for name in ('uniroute_kmeans', *learned):
-      if name in estimators:
+    for name in estimators:
+      if name == 'uniroute_kmeans' or name.startswith('uniroute_learned_map'):
         grids[name] = {'k': ks}
-      if name in learned and name in estimators:
-        grids[name]['lr'] = np.full(
-            ks.shape, learned_map.LEARNING_RATE, np.float32
-        )
   if len(spec.knn_k) and 'knn' in estimators:
     grids['knn'] = {'k': np.asarray(spec.knn_k, np.int32)}
   return grids

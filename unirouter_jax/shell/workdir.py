@@ -33,7 +33,7 @@ import numpy as np
 
 from unirouter_jax import data as data_lib
 from unirouter_jax.core.structs import RoutingData, Split, TrialResult
-from unirouter_jax.evaluation import protocol
+from unirouter_jax.evaluation import protocol, sweep
 from unirouter_jax.evaluation.protocol import ProtocolConfig
 from unirouter_jax.shell import chunks, report, splits_file
 from unirouter_jax.shell.run_methods import (
@@ -100,6 +100,8 @@ class RunSpec:
     heatmap_k: clusters of the psi heat-map (0: no heat-map).
     splits: optional ``splits.json`` to evaluate on (its trials replace the
       random ones; ``protocol.num_trials`` must equal their number).
+    devices: how many devices the trials are sharded over (0: all, every
+      host's under ``jax.distributed``).
   """
 
   data: str
@@ -117,6 +119,7 @@ class RunSpec:
   knn_k: tuple[int, ...] = ()
   heatmap_k: int = 0
   splits: str | None = None
+  devices: int = 0
 
   def __post_init__(self):
     if not self.methods:
@@ -163,7 +166,8 @@ class RunSpec:
 
 
 # Spec fields that do not change any number (a rerun may change them).
-_COSMETIC = ('encoder_cache_dir', 'heatmap_k')
+# Batching and devices change float rounding only.
+_COSMETIC = ('encoder_cache_dir', 'heatmap_k', 'devices')
 
 
 # ---------------------------------------------------------------- files ---
@@ -270,8 +274,16 @@ def run_trials(
     *,
     progress: bool = True,
     desc: str = '',
+    timing: dict[str, float] | None = None,
+    log: Callable[[str], None] = lambda s: None,
 ) -> tuple[TrialResult, int]:
-  """Runs (or resumes) all chunks; returns all trials and chunks computed."""
+  """Runs (or resumes) all chunks; returns all trials and chunks computed.
+
+  The protocol is compiled ahead of time once (its seconds are added to
+  ``timing['compile_s']``) and that executable runs every chunk
+  (``timing['run_s']``).
+  """
+  timing = {'compile_s': 0.0, 'run_s': 0.0} if timing is None else timing
   import tqdm  # pylint: disable=g-import-not-at-top
 
   chunk = min(spec.chunk_size, spec.num_trials)
@@ -296,6 +308,9 @@ def run_trials(
   chunks.write_jsonl(metrics_path, recs)
 
   computed = 0
+  mesh = sweep.trial_mesh(spec.devices)
+  program = None
+  timing['devices'] = mesh.devices.size
   bar = tqdm.tqdm(
       total=spec.num_trials,
       initial=min(len(done) * chunk, spec.num_trials),
@@ -310,14 +325,28 @@ def run_trials(
         continue
       size = min(chunk, spec.num_trials - c * chunk)
       # Trial i's split depends on (seed, i) only, not on the chunking.
-      res = protocol.run_protocol(
+      prog = sweep.prepare_sweep(
           jax.random.key(spec.seed),
           data,
           estimators,
           cfg,
           grids=grids,
           splits=_take_trials(splits, c * chunk, chunk),
+          mesh=mesh,
       )
+      if program is None:
+        bar.set_postfix_str('compiling')
+        t = time.perf_counter()
+        program = prog.compile()
+        timing['compile_s'] += time.perf_counter() - t
+        log(
+            f'{desc or "trials"}: compiled in {timing["compile_s"]:.1f} s '
+            f'({mesh.devices.size} {jax.default_backend()} device(s))'
+        )
+        bar.set_postfix_str('')
+      t = time.perf_counter()
+      res = prog.with_executable(program).gathered()
+      timing['run_s'] += time.perf_counter() - t
       flat = {k: v[:size] for k, v in chunks.flatten(res).items()}
       chunks.save_chunk(chunks.chunk_path(workdir, c), flat)
       chunks.append_jsonl(
@@ -370,6 +399,7 @@ def run(
         f'--trials is {spec.num_trials}.'
     )
   chunks.write_json(workdir / 'splits.json', splits_file.to_json(splits, ds))
+  timing = {'load_s': time.time() - t0, 'compile_s': 0.0, 'run_s': 0.0}
   result, computed = run_trials(
       spec,
       workdir,
@@ -379,6 +409,8 @@ def run(
       splits,
       progress=progress,
       desc=ds.name,
+      timing=timing,
+      log=log,
   )
   out = report.build_summary(result, spec, ds, grids, note)
   out['split'].update(
@@ -390,6 +422,10 @@ def run(
   out['splits_file'] = spec.splits or 'splits.json (drawn from the seed)'
   out['chunks_computed_this_run'] = computed
   out['seconds_this_run'] = round(time.time() - t0, 1)
+  out['timing'] = {
+      k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()
+  }
+  out['timing']['backend'] = jax.default_backend()
   chunks.write_json(workdir / 'summary.json', out)
   table = report.markdown_table(out)
   chunks.atomic_write(workdir / 'results.md', lambda f: f.write(table + '\n'))
