@@ -32,7 +32,7 @@ from unirouter_jax.core.structs import Router, RoutingData, Split
 from unirouter_jax.deploy import calibration
 from unirouter_jax.deploy import router as router_lib
 from unirouter_jax.estimators import builtin as methods
-from unirouter_jax.evaluation import protocol
+from unirouter_jax.evaluation import method_points
 
 FORMAT = 'unirouter_jax.router'  # the on-disk format's name (stable)
 FORMAT_VERSION = 1
@@ -240,7 +240,7 @@ def fit_from_dataset(
         test_llm_m=all_m,
         key=k_key,
     )
-    best_k, area_k = protocol.select_hparams(
+    best_k, area_k = method_points.select_hparams(
         k_key, data, split, methods.uniroute_kmeans(n_init=n_init), {'k': ks}
     )
     info['val_area_k'] = area_k.tolist()
