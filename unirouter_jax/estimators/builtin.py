@@ -142,11 +142,6 @@ def _soft_gamma(params: ClusterParams, emb_qd, inputs, pad):
   return routing.uniroute_gamma(phi_qk, params.features.psi_km)
 
 
-def _learned_prompt_fit(key, inputs, hp, pad, *, n_init=3):
-  k_key, _ = jax.random.split(key)
-  return _cluster_prompt_fit(k_key, inputs, hp, pad, n_init=n_init)
-
-
 def _learned_llm_fit(
     clustering,
     key,
@@ -343,7 +338,8 @@ def uniroute_learned_map(
   if k_from == 'own':
     return Estimator(
         name=name,
-        fit=TwoStageFit(_learned_prompt_fit, llm_fit),
+        # UniRoute (K-means)'s clustering at the same K (shared per trial).
+        fit=TwoStageFit(uniroute_kmeans().fit.prompt_fit, llm_fit),
         hp_grid=lambda nt, nv: {'k': kmeans_k_grid(nt, nv, num=4)},
         fit_selected_only=True,
         **common,

@@ -37,6 +37,33 @@ def map_grid(fn, grid, batch_size):
   return batching.map_even(fn, grid, batch_size)
 
 
+def grid_size(grid) -> int:
+  """Points of a hyperparameter grid (1 for an empty grid)."""
+  return len(next(iter(grid.values()))) if grid else 1
+
+
+def _grid_rows(frozen) -> tuple[dict, tuple]:
+  """``({point: row}, names)`` of a frozen grid (``point``: its values)."""
+  names, values = zip(*frozen) if frozen else ((), ())
+  return {point: i for i, point in enumerate(zip(*values))}, names
+
+
+def _cached_rows(cache, tag, frozen):
+  """The rows of a cached prompt side whose grid holds every point of
+  ``frozen`` (same hyperparameter names and pad), or None."""
+  points, names = _grid_rows(frozen[0])
+  if not points:
+    return None
+  for (cached_tag, (cached_grid, cached_pad)), value in cache.items():
+    if cached_tag != tag or cached_pad != frozen[1]:
+      continue
+    rows, cached_names = _grid_rows(cached_grid)
+    if cached_names == names and all(p in rows for p in points):
+      idx = jnp.asarray([rows[p] for p in points], jnp.int32)
+      return jax.tree.map(lambda x: x[idx], value)
+  return None
+
+
 def method_points(
     est: Estimator,
     grid,
@@ -61,8 +88,9 @@ def method_points(
   the selector's.
 
   ``cache`` (a dict, one per trial) shares what methods of the trial have in
-  common: the prompt side of equal ``prompt_fit`` on equal grids (UniRoute
-  K-means and LearnedMap cluster once) and a selector's selection view.
+  common: the prompt side of equal ``prompt_fit`` on equal grids, or on a
+  grid holding every point of this one (UniRoute K-means and LearnedMap
+  cluster once per K), and a selector's selection view.
   """
   cache = {} if cache is None else cache
   inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
@@ -102,6 +130,9 @@ def method_points(
     if not isinstance(e.fit, TwoStageFit):
       return None
     fit = e.fit.prompt_fit
+    shared = _cached_rows(cache, ('prompt', fit), frozen)
+    if shared is not None:
+      return shared
     return memo(
         ('prompt', fit),
         lambda: map_grid(lambda g: fit(key, inputs, hp_of(g), pad), grid, gbs),

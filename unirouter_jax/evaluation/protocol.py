@@ -158,10 +158,15 @@ def _trial(
   # Every method gets the trial's key: cluster-based methods with the same K
   # then share one clustering (paired comparisons), and adding a method
   # leaves the others' results unchanged.
+  # Larger grids first, so that a method whose K grid is a subset of
+  # another's (LearnedMap's of K-means') finds that clustering cached.
   cache = {}
-  pending = {
+  order = sorted(
+      estimators, key=lambda name: -method_points.grid_size(grids[name])
+  )
+  computed = {
       name: method_points.method_points(
-          est,
+          estimators[name],
           grids[name],
           pads[name],
           split.key,
@@ -172,8 +177,9 @@ def _trial(
           grid_g,
           cache=cache,
       )
-      for name, est in estimators.items()
+      for name in order
   }
+  pending = {name: computed[name] for name in estimators}
   oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
   rule_cost = views.mean_cost(data.cost_nm, split.val_idx)
   cost_l, quality_l = curves.rule_points(
