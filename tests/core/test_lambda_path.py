@@ -58,6 +58,16 @@ def lambdas(rule_cost, pool, num=200):
   )
 
 
+def assert_matches_numpy(gamma, rule_cost, lam, pool, quality, cost, weight,
+                         atol=2e-6):
+  got = lambda_path.rule_path_points(
+      gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, weight
+  )
+  want = numpy_rule(gamma, rule_cost, lam, pool, quality, cost, weight)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=atol)
+
+
 class LambdaPathTest(parameterized.TestCase):
 
   @parameterized.parameters(
@@ -68,12 +78,7 @@ class LambdaPathTest(parameterized.TestCase):
   def test_equals_routing_at_every_lambda(self, seed, ties):
     gamma, rule_cost, pool, quality, cost, weight = inputs(seed, ties=ties)
     lam = lambdas(rule_cost, pool)
-    got = lambda_path.rule_path_points(
-        gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, weight
-    )
-    want = numpy_rule(gamma, rule_cost, lam, pool, quality, cost, weight)
-    for g, w in zip(got, want):
-      np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=2e-6)
+    assert_matches_numpy(gamma, rule_cost, lam, pool, quality, cost, weight)
 
   def test_more_exact_than_float32_scores(self):
     # At large lam, float32 gamma + lam c rounds the errors away; the
@@ -106,12 +111,7 @@ class LambdaPathTest(parameterized.TestCase):
     _, rule_cost, pool, quality, cost, weight = inputs(3)
     gamma = 1.0 - quality
     lam = lambdas(rule_cost, pool)
-    got = lambda_path.rule_path_points(
-        gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, weight
-    )
-    want = numpy_rule(gamma, rule_cost, lam, pool, quality, cost, weight)
-    for g, w in zip(got, want):
-      np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=2e-6)
+    assert_matches_numpy(gamma, rule_cost, lam, pool, quality, cost, weight)
 
   def test_breakpoint_hit_exactly(self):
     # Errors 1, 1, 0: the breakpoint between LLMs 0 and 2 is
@@ -123,12 +123,9 @@ class LambdaPathTest(parameterized.TestCase):
     cost, weight = np.tile(rule_cost, (4, 1)), np.ones(4, np.float32)
     lam = lambdas(rule_cost, pool)  # 1 is a point of the default grid
     self.assertIn(np.float32(1.0) / (rule_cost[2] - rule_cost[0]), lam)
-    got = lambda_path.rule_path_points(
-        gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, weight
+    assert_matches_numpy(
+        gamma, rule_cost, lam, pool, quality, cost, weight, atol=1e-7
     )
-    want = numpy_rule(gamma, rule_cost, lam, pool, quality, cost, weight)
-    for g, w in zip(got, want):
-      np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=1e-7)
 
   def test_precision_over_a_wide_cost_range(self):
     # Realised costs over four decades: the mean cost at large lam (cheap
@@ -154,12 +151,7 @@ class LambdaPathTest(parameterized.TestCase):
     }
     for name, p in cases.items():
       with self.subTest(name):
-        got = lambda_path.rule_path_points(
-            gamma, rule_cost, jnp.asarray(lam), p, quality, cost, weight
-        )
-        want = numpy_rule(gamma, rule_cost, lam, p, quality, cost, weight)
-        for g, w in zip(got, want):
-          np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=2e-6)
+        assert_matches_numpy(gamma, rule_cost, lam, p, quality, cost, weight)
     zero = lambda_path.rule_path_points(
         gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, 0 * weight
     )

@@ -10,7 +10,7 @@ from absl.testing import absltest, parameterized
 from tests import synthetic
 from unirouter_jax.estimators import builtin as methods
 from unirouter_jax.estimators.base import Estimator
-from unirouter_jax.evaluation import protocol
+from unirouter_jax.evaluation import method_points, protocol
 
 CFG = protocol.ProtocolConfig(
     num_trials=3, num_lambdas=200, grid_points=51, trial_batch_size=3
@@ -137,6 +137,36 @@ class ProtocolTest(parameterized.TestCase):
     np.testing.assert_allclose(
         alone.methods['lm'].metrics.area, lmr.metrics.area, atol=1e-6
     )
+
+  def test_learned_map_reuses_kmeans_clusters_of_a_larger_grid(self):
+    # LearnedMap's K grid is a subset of K-means': each K is clustered once
+    # per trial, whatever the order of the methods, and the results equal
+    # LearnedMap run alone (which clusters itself, with the same key).
+    kmeans = methods.uniroute_kmeans()
+    lm = methods.uniroute_learned_map(arch='linear', epochs=1)
+    self.assertIs(lm.fit.prompt_fit, kmeans.fit.prompt_fit)
+    grids = {'lm': {'k': np.asarray([2, 5])}, 'km': {'k': np.asarray([2, 3, 5])}}
+    key = jax.random.key(7)
+    both = protocol.run_protocol(
+        key, self.data, {'lm': lm, 'km': kmeans}, CFG, grids
+    )
+    alone = protocol.run_protocol(key, self.data, {'lm': lm}, CFG, grids)
+    got, want = both.methods['lm'], alone.methods['lm']
+    np.testing.assert_array_equal(got.selected, want.selected)
+    np.testing.assert_allclose(got.val_area_g, want.val_area_g, atol=1e-5)
+    np.testing.assert_allclose(got.metrics.area, want.metrics.area, atol=1e-5)
+    cache = {}
+    split = _slice(protocol.make_splits(key, 300, 6, CFG), 0, 1)
+    split = jax.tree.map(lambda x: x[0], split)
+    lam = jnp.asarray(np.linspace(0, 1, 5), jnp.float32)
+    grid_g = jnp.linspace(0, 1, 11)
+    for est, grid in ((kmeans, grids['km']), (lm, grids['lm'])):
+      method_points.method_points(
+          est, grid, 5, split.key, self.data, split, lam, None, grid_g,
+          cache=cache,
+      )  # fmt: skip
+    prompt_keys = [k for k in cache if k[0][0] == 'prompt']
+    self.assertLen(prompt_keys, 1)  # LearnedMap added no clustering
 
   def test_k1_uniroute_curve_equals_zero_router(self):
     grids = {'uniroute_kmeans': {'k': np.asarray([1])}}

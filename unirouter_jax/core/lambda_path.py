@@ -36,7 +36,7 @@ from jax import lax
 Array = jax.Array
 
 # Candidate LLMs compared per loop iteration (unrolled; 1 for no unrolling).
-_UNROLL = 8
+_UNROLL = 1
 
 
 def winning_intervals(gamma_qm, rule_cost_m, pool_m):
@@ -176,7 +176,7 @@ def rule_path_points(
       lam_sorted_l,
       jnp.stack([start_qm, end_qm]).astype(dtype),
       side='right',
-      method='scan_unrolled',  # the fastest on CPU, 2x 'scan'
+      method='scan',
   )
   pos_2qm = jnp.where(wins_qm[None], pos_2qm, num_l)
   add_qm2 = (val_qm2 * w_q[:, None, None]).reshape(-1, 2)
