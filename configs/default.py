@@ -75,6 +75,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sweep.chunk_size = 25  # trials per saved (resumable) chunk
   c.sweep.trial_batch_size = 0  # trials vmapped together; 0: the backend's
   c.sweep.devices = 0  # devices the trials are sharded over; 0: all
+  # XLA devices the CPU runs as; 0: one per core (shell.host_devices)
+  c.sweep.cpu_devices = 0
 
   # What the run writes besides summary.json / metrics.jsonl / results.md.
   c.output = ml_collections.ConfigDict()

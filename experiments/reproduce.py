@@ -31,7 +31,7 @@ from ml_collections import config_flags
 
 from unirouter_jax.evaluation import sweep as sweep_lib
 from unirouter_jax.evaluation.protocol import ProtocolConfig
-from unirouter_jax.shell import chunks, compile_cache, report
+from unirouter_jax.shell import chunks, compile_cache, host_devices, report
 from unirouter_jax.shell import workdir as workdir_lib
 
 
@@ -153,6 +153,9 @@ def main(argv):
   # Reruns and resumes reuse compiled programs (see shell.compile_cache:
   # JAX_COMPILATION_CACHE_DIR, else ~/.cache/unirouter_jax/xla).
   compile_cache.enable()
+  # One CPU device per core unless the config or the environment says
+  # (shell.host_devices); before JAX starts its backends.
+  host_devices.split_cpu(config.sweep.get('cpu_devices', 0))
   flag = flags.FLAGS['config']
   sweep = load_sweep(config_flags.get_config_filename(flag))
   try:

@@ -20,3 +20,10 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = _dir
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
   atexit.register(shutil.rmtree, _dir, ignore_errors=True)
+
+# The test process keeps one CPU device, as before shell.host_devices: the
+# CLI called in-process would otherwise split the CPU for every later test.
+# Subprocesses (CLI runs, notebooks) use the CLI's default (one per core).
+import jax  # noqa: E402
+
+jax.config.update('jax_num_cpu_devices', 1)

@@ -58,13 +58,14 @@ def lambdas(rule_cost, pool, num=200):
   )
 
 
-def assert_matches_numpy(gamma, rule_cost, lam, pool, quality, cost, weight,
-                         atol=2e-6):
+def assert_matches_numpy(
+    gamma, rule_cost, lam, pool, quality, cost, weight, atol=2e-6
+):
   got = lambda_path.rule_path_points(
       gamma, rule_cost, jnp.asarray(lam), pool, quality, cost, weight
   )
   want = numpy_rule(gamma, rule_cost, lam, pool, quality, cost, weight)
-  for g, w in zip(got, want):
+  for g, w in zip(got, want, strict=True):
     np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=atol)
 
 
@@ -99,9 +100,9 @@ class LambdaPathTest(parameterized.TestCase):
           weight,
       )
       bad_path += sum(int(np.sum(np.abs(np.asarray(p) - w) > 1e-5))
-                      for p, w in zip(path, want))  # fmt: skip
+                      for p, w in zip(path, want, strict=True))  # fmt: skip
       bad_direct += sum(int(np.sum(np.abs(np.asarray(d) - w) > 1e-5))
-                        for d, w in zip(direct, want))  # fmt: skip
+                        for d, w in zip(direct, want, strict=True))  # fmt: skip
     self.assertEqual(bad_path, 0)
     self.assertGreater(bad_direct, 0)  # so the check above can fail
 

@@ -145,7 +145,10 @@ class ProtocolTest(parameterized.TestCase):
     kmeans = methods.uniroute_kmeans()
     lm = methods.uniroute_learned_map(arch='linear', epochs=1)
     self.assertIs(lm.fit.prompt_fit, kmeans.fit.prompt_fit)
-    grids = {'lm': {'k': np.asarray([2, 5])}, 'km': {'k': np.asarray([2, 3, 5])}}
+    grids = {
+        'lm': {'k': np.asarray([2, 5])},
+        'km': {'k': np.asarray([2, 3, 5])},
+    }
     key = jax.random.key(7)
     both = protocol.run_protocol(
         key, self.data, {'lm': lm, 'km': kmeans}, CFG, grids

@@ -44,8 +44,9 @@ def grid_size(grid) -> int:
 
 def _grid_rows(frozen) -> tuple[dict, tuple]:
   """``({point: row}, names)`` of a frozen grid (``point``: its values)."""
-  names, values = zip(*frozen) if frozen else ((), ())
-  return {point: i for i, point in enumerate(zip(*values))}, names
+  names, values = zip(*frozen, strict=True) if frozen else ((), ())
+  rows = enumerate(zip(*values, strict=True))
+  return {point: i for i, point in rows}, names
 
 
 def _cached_rows(cache, tag, frozen):
@@ -60,7 +61,7 @@ def _cached_rows(cache, tag, frozen):
     rows, cached_names = _grid_rows(cached_grid)
     if cached_names == names and all(p in rows for p in points):
       idx = jnp.asarray([rows[p] for p in points], jnp.int32)
-      return jax.tree.map(lambda x: x[idx], value)
+      return jax.tree.map(lambda x, i=idx: x[i], value)
   return None
 
 

@@ -223,6 +223,15 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
+      '--cpu_devices',
+      type=_nonnegative_int,
+      default=0,
+      help=(
+          'XLA devices the CPU runs as (default 0: one per core, at most 8, '
+          'unless JAX_NUM_CPU_DEVICES or XLA_FLAGS says; 1: one device)'
+      ),
+  )
+  p.add_argument(
       '--trial_batch_size',
       type=_positive_int,
       default=None,
@@ -249,10 +258,12 @@ def _evaluate(args) -> int:
   from unirouter_jax.evaluation import sweep  # pylint: disable=g-import-not-at-top
   from unirouter_jax.shell import (
       compile_cache,  # pylint: disable=g-import-not-at-top
+      host_devices,  # pylint: disable=g-import-not-at-top
       report,  # pylint: disable=g-import-not-at-top
       workdir,  # pylint: disable=g-import-not-at-top
   )
 
+  host_devices.split_cpu(args.cpu_devices)  # before JAX starts its backends
   cache = compile_cache.enable(args.compile_cache)
   import jax  # pylint: disable=g-import-not-at-top
 
