@@ -119,6 +119,10 @@ def child_ours(a, methods):
   from unirouter_jax.estimators import builtin  # pylint: disable=g-import-not-at-top
   from unirouter_jax.evaluation import protocol  # pylint: disable=g-import-not-at-top
 
+  if a.cpu_devices > 1:
+    jax.config.update('jax_num_cpu_devices', a.cpu_devices)
+  from unirouter_jax.evaluation import sweep  # pylint: disable=g-import-not-at-top
+
   shape, trials, repeats = a.shape, a.trials, a.repeats
   data, cfg = _our_inputs(shape, trials, a.tuned)
   ests = builtin.builtin_estimators()
@@ -129,6 +133,8 @@ def child_ours(a, methods):
   warm_sp = protocol.make_splits(key, n, m, cfg, start=trials)
 
   def run(est, splits):
+    if a.cpu_devices > 1:  # sharded over the CPU devices, as the CLI
+      return lambda: sweep.run_sweep(key, data, est, cfg, splits=splits)
     return lambda: protocol.run_protocol(key, data, est, cfg, splits=splits)
 
   cold_s, _ = _timed(run(chosen, cold_sp))
@@ -244,6 +250,7 @@ def run_shape(shape, a, methods):
         + ['--ref-trials', str(ref_trials), '--inputs', inputs]
         + common
         + (['--tuned'] if a.tuned else [])
+        + ['--cpu-devices', str(a.cpu_devices)]
     )
     grids = json.dumps(ours['grids'])
     ref = _spawn(
@@ -330,6 +337,15 @@ def main(argv=None):
   )
   ap.add_argument(
       '--no-alone', action='store_true', help='skip the per-method timings'
+  )
+  ap.add_argument(
+      '--cpu-devices',
+      type=int,
+      default=1,
+      help=(
+          'ours: trials sharded over this many CPU devices (the CLI runs one '
+          'per core by default); the reference is one process'
+      ),
   )
   ap.add_argument('--json', default=None, help='write results here')
   ap.add_argument('--child', choices=('ours', 'ref'), help=argparse.SUPPRESS)
