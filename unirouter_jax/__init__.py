@@ -20,62 +20,68 @@ data), ``unirouter_jax.encoder`` (the MiniLM prompt encoder),
 ``unirouter_jax.deploy.io`` / ``checkpointing`` (orbax).
 """
 
-from unirouter_jax.core.curves import (
-    curve_metrics,
-    deferral_points,
-    upper_envelope,
-)
-from unirouter_jax.core.kmeans import (
-    assign,
-    kmeans_plusplus,
-    lloyd,
-    one_hot_assign,
-    responsibilities,
-    soft_kmeans,
-)
-from unirouter_jax.core.psi import llm_features, shrunk_psi
-from unirouter_jax.core.routing import (
-    lambda_grid,
-    plugin_route,
-    route_grid,
-    uniroute_gamma,
-)
-from unirouter_jax.core.structs import (
-    Clustering,
-    CurveMetrics,
-    EvalSet,
-    LLMFeatures,
-    MethodResult,
-    RouteOutput,
-    Router,
-    RoutingData,
-    Split,
-    TrialInputs,
-    TrialResult,
-)
-from unirouter_jax.deploy.calibration import calibrate_lambda as calibrate
-from unirouter_jax.deploy.calibration import route_budget
-from unirouter_jax.deploy.router import add_llm, remove_llm, route, set_cost
-from unirouter_jax.deploy.router import fit_router as fit
-from unirouter_jax.estimators.base import Estimator, TwoStageFit, single_point
-from unirouter_jax.estimators.baselines import (
-    knn_gamma,
-    oracle_gamma,
-    zero_router_points,
-)
-from unirouter_jax.estimators.builtin import builtin_estimators
-from unirouter_jax.evaluation.protocol import (
-    ProtocolConfig,
-    make_splits,
-    run_protocol,
-)
-from unirouter_jax.evaluation.summary import summarise
-from unirouter_jax.evaluation.sweep import (
-    prepare_sweep,
-    run_sweep,
-    trial_mesh,
-    tuned_config,
-)
+import importlib
+
+# Public names -> (module, attribute), imported on first use (PEP 562), so
+# that `import unirouter_jax` (and the `unirouter` command's start-up)
+# does not import JAX until something needs it.
+_EXPORTS = {
+    'curve_metrics': ('unirouter_jax.core.curves', 'curve_metrics'),
+    'deferral_points': ('unirouter_jax.core.curves', 'deferral_points'),
+    'upper_envelope': ('unirouter_jax.core.curves', 'upper_envelope'),
+    'assign': ('unirouter_jax.core.kmeans', 'assign'),
+    'kmeans_plusplus': ('unirouter_jax.core.kmeans', 'kmeans_plusplus'),
+    'lloyd': ('unirouter_jax.core.kmeans', 'lloyd'),
+    'one_hot_assign': ('unirouter_jax.core.kmeans', 'one_hot_assign'),
+    'responsibilities': ('unirouter_jax.core.kmeans', 'responsibilities'),
+    'soft_kmeans': ('unirouter_jax.core.kmeans', 'soft_kmeans'),
+    'llm_features': ('unirouter_jax.core.psi', 'llm_features'),
+    'shrunk_psi': ('unirouter_jax.core.psi', 'shrunk_psi'),
+    'lambda_grid': ('unirouter_jax.core.routing', 'lambda_grid'),
+    'plugin_route': ('unirouter_jax.core.routing', 'plugin_route'),
+    'route_grid': ('unirouter_jax.core.routing', 'route_grid'),
+    'uniroute_gamma': ('unirouter_jax.core.routing', 'uniroute_gamma'),
+    'Clustering': ('unirouter_jax.core.structs', 'Clustering'),
+    'CurveMetrics': ('unirouter_jax.core.structs', 'CurveMetrics'),
+    'EvalSet': ('unirouter_jax.core.structs', 'EvalSet'),
+    'LLMFeatures': ('unirouter_jax.core.structs', 'LLMFeatures'),
+    'MethodResult': ('unirouter_jax.core.structs', 'MethodResult'),
+    'RouteOutput': ('unirouter_jax.core.structs', 'RouteOutput'),
+    'Router': ('unirouter_jax.core.structs', 'Router'),
+    'RoutingData': ('unirouter_jax.core.structs', 'RoutingData'),
+    'Split': ('unirouter_jax.core.structs', 'Split'),
+    'TrialInputs': ('unirouter_jax.core.structs', 'TrialInputs'),
+    'TrialResult': ('unirouter_jax.core.structs', 'TrialResult'),
+    'calibrate': ('unirouter_jax.deploy.calibration', 'calibrate_lambda'),
+    'route_budget': ('unirouter_jax.deploy.calibration', 'route_budget'),
+    'add_llm': ('unirouter_jax.deploy.router', 'add_llm'),
+    'remove_llm': ('unirouter_jax.deploy.router', 'remove_llm'),
+    'route': ('unirouter_jax.deploy.router', 'route'),
+    'set_cost': ('unirouter_jax.deploy.router', 'set_cost'),
+    'fit': ('unirouter_jax.deploy.router', 'fit_router'),
+    'Estimator': ('unirouter_jax.estimators.base', 'Estimator'),
+    'TwoStageFit': ('unirouter_jax.estimators.base', 'TwoStageFit'),
+    'single_point': ('unirouter_jax.estimators.base', 'single_point'),
+    'knn_gamma': ('unirouter_jax.estimators.baselines', 'knn_gamma'),
+    'oracle_gamma': ('unirouter_jax.estimators.baselines', 'oracle_gamma'),
+    'zero_router_points': (
+        'unirouter_jax.estimators.baselines',
+        'zero_router_points',
+    ),
+    'builtin_estimators': (
+        'unirouter_jax.estimators.builtin',
+        'builtin_estimators',
+    ),
+    'ProtocolConfig': ('unirouter_jax.evaluation.protocol', 'ProtocolConfig'),
+    'make_splits': ('unirouter_jax.evaluation.protocol', 'make_splits'),
+    'run_protocol': ('unirouter_jax.evaluation.protocol', 'run_protocol'),
+    'summarise': ('unirouter_jax.evaluation.summary', 'summarise'),
+    'prepare_sweep': ('unirouter_jax.evaluation.sweep', 'prepare_sweep'),
+    'run_sweep': ('unirouter_jax.evaluation.sweep', 'run_sweep'),
+    'trial_mesh': ('unirouter_jax.evaluation.sweep', 'trial_mesh'),
+    'tuned_config': ('unirouter_jax.evaluation.sweep', 'tuned_config'),
+}
+
 
 __version__ = '0.1.0'
 
@@ -134,3 +140,16 @@ __all__ = (
     'trial_mesh',
     'tuned_config',
 )
+
+
+def __getattr__(name: str):
+  if name not in _EXPORTS:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  module, attr = _EXPORTS[name]
+  value = getattr(importlib.import_module(module), attr)
+  globals()[name] = value  # later lookups skip this function
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

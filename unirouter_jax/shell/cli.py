@@ -22,7 +22,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from unirouter_jax.estimators import builtin as methods_lib
 from unirouter_jax.shell import router_cli
 
 PROG = 'unirouter'
@@ -79,7 +78,9 @@ def _fraction(text: str) -> float:
 
 def _methods(values: Sequence[str]) -> tuple[str, ...]:
   """Built-in names, or ``module:function`` factories of user estimators."""
-  known = tuple(methods_lib.builtin_estimators())
+  from unirouter_jax.estimators import builtin  # noqa: PLC0415 (JAX)
+
+  known = tuple(builtin.builtin_estimators())
   names = tuple(n for v in values for n in v.split(',') if n)
   for name in names:
     if name not in known and ':' not in name:
@@ -108,7 +109,7 @@ def _check_csv_header(path: str) -> None:
 
 
 def _add_evaluate(subparsers) -> None:
-  from unirouter_jax.shell import workdir  # pylint: disable=g-import-not-at-top
+  from unirouter_jax.shell import defaults  # pylint: disable=g-import-not-at-top
 
   p = subparsers.add_parser(
       'evaluate',
@@ -149,7 +150,7 @@ def _add_evaluate(subparsers) -> None:
   p.add_argument(
       '--methods',
       nargs='+',
-      default=list(workdir.DEFAULT_METHODS),
+      default=list(defaults.DEFAULT_METHODS),
       help=(
           'methods, space or comma separated (default: %(default)s); the '
           'per-prompt Oracle and single LLMs are always reported'
@@ -255,6 +256,19 @@ def _evaluate(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
 
   from unirouter_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
+  # The input files first: a wrong path fails before JAX is imported.
+  if args.format is None and args.data not in data_lib.BUNDLED:
+    if not os.path.exists(args.data):
+      raise FileNotFoundError(
+          f'--data: no bundled dataset or file named {args.data!r} (bundled: '
+          f'{", ".join(data_lib.BUNDLED)})'
+      )
+  if args.format is None and '.csv' in os.path.basename(args.data):
+    _check_csv_header(args.data)
+  if args.embeddings is not None and not os.path.exists(args.embeddings):
+    raise FileNotFoundError(f'--embeddings: no such file {args.embeddings!r}')
+
   from unirouter_jax.evaluation import sweep  # pylint: disable=g-import-not-at-top
   from unirouter_jax.shell import (
       compile_cache,  # pylint: disable=g-import-not-at-top
@@ -272,17 +286,6 @@ def _evaluate(args) -> int:
         f'--devices {args.devices}: only {jax.device_count()} '
         f'{jax.default_backend()} device(s) here'
     )
-
-  if args.format is None and args.data not in data_lib.BUNDLED:
-    if not os.path.exists(args.data):
-      raise FileNotFoundError(
-          f'--data: no bundled dataset or file named {args.data!r} (bundled: '
-          f'{", ".join(data_lib.BUNDLED)})'
-      )
-  if args.format is None and '.csv' in os.path.basename(args.data):
-    _check_csv_header(args.data)
-  if args.embeddings is not None and not os.path.exists(args.embeddings):
-    raise FileNotFoundError(f'--embeddings: no such file {args.embeddings!r}')
   defaults = workdir.DATASET_PROTOCOL.get(
       args.format or args.data, workdir.DATASET_PROTOCOL['alpacaeval']
   )

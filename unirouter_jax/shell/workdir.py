@@ -36,46 +36,17 @@ from unirouter_jax.core.structs import RoutingData, Split, TrialResult
 from unirouter_jax.evaluation import protocol, sweep
 from unirouter_jax.evaluation.protocol import ProtocolConfig
 from unirouter_jax.shell import chunks, report, splits_file
+
+# Re-exported: the defaults live in shell/defaults.py (no JAX import).
+from unirouter_jax.shell.defaults import (  # noqa: F401 (re-exported)
+    DATASET_PROTOCOL,
+    DEFAULT_METHODS,
+)
 from unirouter_jax.shell.run_methods import (
     grid_overrides,
     resolve_method,
     select_estimators,
 )
-
-# Methods of the paper's tables, in the paper's row order.
-DEFAULT_METHODS = (
-    'zero_router',
-    'knn',
-    'uniroute_kmeans',
-    'uniroute_learned_map',
-    'mlp_oracle',
-    'matfac_oracle',
-)
-# Protocol defaults per dataset (method.md section 3). The paper: LLMs 2/3
-# train, 1/3 test (RouterBench 50/50); prompts 60/10/30 (RouterBench and
-# SPROUT: validation 1%). [project choice] Our RouterBench subset has 3,178
-# prompts, not 36k: a 10% validation set (~318 prompts) matches the paper's
-# absolute N_val (1% of 36k = ~360) better than 1% would (32 prompts).
-DATASET_PROTOCOL: dict[str, dict[str, float]] = {
-    'routerbench_subset': dict(
-        test_llm_fraction=0.5, train_fraction=0.6, val_fraction=0.1
-    ),
-    'routerbench': dict(
-        test_llm_fraction=0.5, train_fraction=0.6, val_fraction=0.01
-    ),
-    'sprout': dict(
-        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.01
-    ),
-    'embedllm': dict(
-        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
-    ),
-    'llmrouter_dc': dict(
-        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
-    ),
-    'alpacaeval': dict(
-        test_llm_fraction=1 / 3, train_fraction=0.6, val_fraction=0.1
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
