@@ -1,6 +1,7 @@
 """Save/load round trip, crash safety and encoder checks (router_io.py)."""
 
 import os
+import pathlib
 import tempfile
 from unittest import mock
 
@@ -139,8 +140,49 @@ class RouterIOTest(absltest.TestCase):
 
   def test_not_a_router(self):
     with tempfile.TemporaryDirectory() as tmp:
-      with self.assertRaisesRegex(ValueError, 'cannot read'):
+      with self.assertRaisesRegex(ValueError, 'manifest.json is missing'):
         router_io.load_router(tmp)
+
+  def test_tampering_with_any_file_is_named(self):
+    # Truncate, delete or flip one byte of each file of a saved router:
+    # load fails with one line naming that file (relative to the router).
+    with tempfile.TemporaryDirectory() as tmp:
+      d = os.path.join(tmp, 'r')
+      router_io.save_router(d, self.router)
+      files = sorted(
+          os.path.relpath(os.path.join(root, f), d)
+          for root, _, names in os.walk(d)
+          for f in names
+      )
+      self.assertIn('manifest.json', files)
+      self.assertGreater(len(files), 3)  # orbax's state files too
+      root = pathlib.Path(d)
+      originals = {f: (root / f).read_bytes() for f in files}
+
+      def damage(rel, how):
+        path, data = root / rel, originals[rel]
+        if how == 'delete':
+          path.unlink()
+        elif how == 'truncate':
+          path.write_bytes(data[: len(data) // 2])
+        else:  # flip one bit of the middle byte
+          i = len(data) // 2
+          path.write_bytes(data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :])
+
+      for rel in files:
+        for how in ('delete', 'truncate', 'flip'):
+          with self.subTest(file=rel, how=how):
+            damage(rel, how)
+            with self.assertRaises(ValueError) as ctx:
+              router_io.load_router(d)
+            message = str(ctx.exception)
+            self.assertNotIn('\n', message)
+            self.assertIn(rel, message)
+            (root / rel).write_bytes(originals[rel])
+      router_io.load_router(d)  # restored: loads again
+      (root / 'state' / 'stray.bin').write_bytes(b'x')
+      with self.assertRaisesRegex(ValueError, 'state/stray.bin was not'):
+        router_io.load_router(d)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,13 @@ Layout of a checkpoint directory::
     state/          orbax StandardSave of the pytree
     manifest.json   caller's metadata (config, coordinates, versions, ...)
 
+Tamper evidence: the manifest holds, under ``integrity``, every file of
+``state/`` with its size and SHA-256, and the SHA-256 of the manifest's own
+other contents. :func:`read_manifest` and :func:`restore` check them first
+and name, in one line, the file that is missing, damaged or unexpected
+(checkpoints written before this carry no ``integrity`` entry and are read
+unchecked).
+
 A save is atomic at the level of ``directory``: everything is written into a
 fresh temporary sibling ``.<name>.tmp-<random>``; only when it is complete is
 ``directory`` swapped for it (the previous checkpoint is first renamed to the
@@ -21,6 +28,7 @@ checkpoint at ``.<name>.old``, from which :func:`restore` and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -69,6 +77,83 @@ def _to_jsonable(obj: Any) -> Any:
   return obj
 
 
+_INTEGRITY = 'integrity'
+
+
+def _sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
+
+
+def _file_table(root: pathlib.Path) -> dict[str, dict]:
+  """``{relative path: {'bytes', 'sha256'}}`` of every file below ``root``."""
+  table = {}
+  for file in sorted(p for p in root.rglob('*') if p.is_file()):
+    data = file.read_bytes()
+    rel = file.relative_to(root.parent).as_posix()
+    table[rel] = {'bytes': len(data), 'sha256': _sha256(data)}
+  return table
+
+
+def _body_digest(manifest: dict) -> str:
+  """SHA-256 of the manifest without its own digest (canonical JSON)."""
+  body = dict(manifest)
+  integrity = dict(body.pop(_INTEGRITY, {}))
+  integrity.pop('manifest_sha256', None)
+  body[_INTEGRITY] = integrity
+  return _sha256(json.dumps(body, sort_keys=True).encode())
+
+
+def _verify(path: pathlib.Path, manifest: dict) -> None:
+  """Raises ValueError naming the first file that does not match."""
+  integrity = manifest.get(_INTEGRITY)
+  if integrity is None:
+    return  # written before checkpoints carried checksums
+  if _body_digest(manifest) != integrity.get('manifest_sha256'):
+    raise ValueError(
+        f'{path}: {_MANIFEST} is damaged (its contents do not match its '
+        'checksum)'
+    )
+  want = integrity.get('files', {})
+  have = {}
+  state = path / _STATE
+  if state.is_dir():
+    have = {
+        p.relative_to(path).as_posix(): p
+        for p in sorted(state.rglob('*'))
+        if p.is_file()
+    }
+  for rel, entry in want.items():
+    if rel not in have:
+      raise ValueError(f'{path}: {rel} is missing')
+    data = have[rel].read_bytes()
+    if len(data) != entry['bytes']:
+      raise ValueError(
+          f'{path}: {rel} is damaged ({len(data)} bytes, expected '
+          f'{entry["bytes"]})'
+      )
+    if _sha256(data) != entry['sha256']:
+      raise ValueError(f'{path}: {rel} is damaged (SHA-256 differs)')
+  extra = sorted(set(have) - set(want))
+  if extra:
+    raise ValueError(f'{path}: {extra[0]} was not written by save')
+
+
+def _read_checked(path: pathlib.Path) -> dict:
+  file = path / _MANIFEST
+  try:
+    manifest = json.loads(file.read_text())
+  except FileNotFoundError:
+    raise ValueError(f'{path}: {_MANIFEST} is missing') from None
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(
+        f'{path}: {_MANIFEST} is damaged (not readable JSON: {e})'
+    ) from None
+  if not isinstance(manifest, dict):
+    raise ValueError(f'{path}: {_MANIFEST} is damaged (not a JSON object)')
+  _verify(path, manifest)
+  return manifest
+
+
 def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
   """Writes ``tree`` (and ``manifest``) to ``directory`` atomically.
 
@@ -96,7 +181,10 @@ def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
   )
   try:
     ckptr.save(tmp / _STATE, args=ocp.args.StandardSave(tree))
-    (tmp / _MANIFEST).write_text(text)
+    body = json.loads(text)
+    body[_INTEGRITY] = {'files': _file_table(tmp / _STATE)}
+    body[_INTEGRITY]['manifest_sha256'] = _body_digest(body)
+    (tmp / _MANIFEST).write_text(json.dumps(body, indent=2, sort_keys=True))
     if path.exists():
       os.replace(path, old)
     os.replace(tmp, path)
@@ -136,6 +224,8 @@ def restore(directory, abstract_tree: Any) -> Any:
         f' unirouter_jax.deploy.checkpointing.save, with a {_STATE!r}'
         ' subdirectory).'
     )
+  if (path / _MANIFEST).exists():
+    _read_checked(path)  # names a missing or damaged file in one line
   ocp, ckptr = _checkpointer()
   abstract = jax.tree.map(_abstract_leaf, abstract_tree)
   try:
@@ -150,11 +240,13 @@ def restore(directory, abstract_tree: Any) -> Any:
 def read_manifest(directory) -> dict:
   """Returns the manifest saved with the checkpoint at ``directory``.
 
+  The stored ``integrity`` entry (file sizes and checksums) is checked and
+  left out of the result.
+
   Raises:
-    ValueError: naming the file if it is missing or not valid JSON.
+    ValueError: in one line naming the file that is missing, damaged or
+      was not written by :func:`save`.
   """
-  file = _live(directory) / _MANIFEST
-  try:
-    return json.loads(file.read_text())
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f'read_manifest: cannot read {file}: {e}') from e
+  manifest = _read_checked(_live(directory))
+  manifest.pop(_INTEGRITY, None)
+  return manifest
