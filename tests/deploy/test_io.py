@@ -180,6 +180,9 @@ class RouterIOTest(absltest.TestCase):
             self.assertIn(rel, message)
             (root / rel).write_bytes(originals[rel])
       router_io.load_router(d)  # restored: loads again
+      mask = os.umask(0)
+      os.umask(mask)
+      self.assertEqual(root.stat().st_mode & 0o777, 0o777 & ~mask)
       (root / 'state' / 'stray.bin').write_bytes(b'x')
       with self.assertRaisesRegex(ValueError, 'state/stray.bin was not'):
         router_io.load_router(d)

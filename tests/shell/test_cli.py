@@ -136,9 +136,17 @@ class EvaluateTest(absltest.TestCase):
         '--out',
         out,
     ]
+    old_mask = os.umask(0o022)
+    self.addCleanup(os.umask, old_mask)
     status, stdout, _ = run_main(argv)
     self.assertEqual(status, 0)
     self.assertIn('UniRoute (K-means)', stdout)
+    # Result files as open() makes them (0644 under umask 022), not 0600.
+    for name in ('summary.json', 'config.json', 'metrics.jsonl'):
+      mode = pathlib.Path(out, name).stat().st_mode & 0o777
+      self.assertEqual(mode, 0o644, name)
+    for png in pathlib.Path(out, 'plots').glob('*.png'):
+      self.assertEqual(png.stat().st_mode & 0o777, 0o644, png.name)
     summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
     self.assertEqual(summary['dataset'], 'wide')
     self.assertEqual(summary['trials'], 3)

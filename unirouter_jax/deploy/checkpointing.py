@@ -185,6 +185,9 @@ def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
     body[_INTEGRITY] = {'files': _file_table(tmp / _STATE)}
     body[_INTEGRITY]['manifest_sha256'] = _body_digest(body)
     (tmp / _MANIFEST).write_text(json.dumps(body, indent=2, sort_keys=True))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; as mkdir would
     if path.exists():
       os.replace(path, old)
     os.replace(tmp, path)

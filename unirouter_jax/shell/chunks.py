@@ -22,16 +22,26 @@ import numpy as np
 from unirouter_jax.core.structs import CurveMetrics, MethodResult, TrialResult
 
 
+def umask_mode(mode: int = 0o666) -> int:
+  """``mode`` under the process umask: what ``open()`` would have given
+  (``tempfile.mkstemp`` makes 0600, which other users cannot read)."""
+  mask = os.umask(0)
+  os.umask(mask)
+  return mode & ~mask
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[Any], None], mode: str = 'w'
 ) -> None:
-  """Calls ``write(f)`` on a temp file beside ``path``, then renames it."""
+  """Calls ``write(f)`` on a temp file beside ``path``, then renames it
+  (permissions as a plain ``open()`` would give, e.g. 0644)."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name)
   try:
     with os.fdopen(fd, mode) as f:
       write(f)
+    os.chmod(tmp, umask_mode())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -19,6 +19,7 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from unirouter_jax.shell import chunks
 from unirouter_jax.shell.report import LABELS as _LABELS
 
 _STYLE = {
@@ -41,6 +42,7 @@ def _save(fig, path: str | os.PathLike) -> None:
   os.close(fd)
   try:
     fig.savefig(tmp, dpi=120, bbox_inches='tight')
+    os.chmod(tmp, chunks.umask_mode())
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
