@@ -61,6 +61,36 @@ class SplitTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 'fraction|num_trials'):
       protocol.split_sizes(40, 3, cfg)
 
+  def test_one_test_llm_is_refused_with_the_numbers(self):
+    # 4 LLMs with a third held out leaves one unseen LLM: every router
+    # would route to it, so every curve would be the same.
+    cfg = dataclasses.replace(CFG, test_llm_fraction=1 / 3)
+    with self.assertRaisesRegex(
+        ValueError,
+        r'test_llm_fraction: 0.333\d* of 4 LLMs leaves 3 training and 1 test '
+        'LLMs; at least 1 training and 2 test LLMs are needed',
+    ):
+      protocol.split_sizes(40, 4, cfg)
+    with self.assertRaisesRegex(ValueError, 'static_pool: 1 LLM'):
+      protocol.split_sizes(40, 1, dataclasses.replace(cfg, static_pool=True))
+
+  def test_degenerate_selection_and_tiny_probe_sets_warn(self):
+    data, _, _ = synthetic.cluster_routing_problem(0, n=300, m=3)
+    ests = {'km': methods.uniroute_kmeans(), 'zr': methods.zero_router()}
+    one_train = dataclasses.replace(CFG, test_llm_fraction=0.67)
+    with self.assertWarnsRegex(
+        UserWarning, 'km: 1 training LLM.*cannot rank its 6 hyperparameter'
+    ):
+      protocol.prepare(data, ests, one_train)
+    data, _, _ = synthetic.cluster_routing_problem(0, n=300, m=4)
+    tiny_probe = dataclasses.replace(
+        CFG, test_llm_fraction=0.5, val_fraction=0.02  # 6 probe prompts
+    )
+    with self.assertWarnsRegex(
+        UserWarning, 'km: K=8 clusters but a probe set of 6 prompts'
+    ):
+      protocol.prepare(data, ests, tiny_probe)
+
 
 class ProtocolTest(parameterized.TestCase):
 

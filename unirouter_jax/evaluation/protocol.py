@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Mapping
 
 import jax
@@ -38,7 +39,7 @@ from unirouter_jax.core.structs import (
     TrialResult,
 )
 from unirouter_jax.estimators import baselines
-from unirouter_jax.estimators.base import Estimator
+from unirouter_jax.estimators.base import Estimator, TwoStageFit
 from unirouter_jax.evaluation import method_points, views
 from unirouter_jax.evaluation.views import (
     eval_set,
@@ -77,6 +78,13 @@ class ProtocolConfig:
   grid_batch_size: int | None = None
 
 
+# Below these a trial says nothing (docs: README "Minimums"): routing among
+# one test LLM is that LLM; a selection view of one training LLM cannot rank
+# hyperparameters (the first candidate wins every tie).
+MIN_TEST_LLMS = 2
+MIN_SELECTION_LLMS = 2
+
+
 def split_sizes(n: int, m: int, config: ProtocolConfig):
   """``(n_train, n_val, n_test, m_test)``; ValueError if a split is empty."""
   for name in ('train_fraction', 'val_fraction', 'test_llm_fraction'):
@@ -95,12 +103,18 @@ def split_sizes(n: int, m: int, config: ProtocolConfig):
           f'empty (train {n_train}, val {n_val}, test {n_test}).'
       )
   if config.static_pool:
+    if m < MIN_TEST_LLMS:
+      raise ValueError(
+          f'static_pool: {m} LLM(s); routing needs at least {MIN_TEST_LLMS}.'
+      )
     return n_train, n_val, n_test, m
   m_test = int(round(config.test_llm_fraction * m))
-  if m_test < 1 or m_test >= m:
+  if m_test < MIN_TEST_LLMS or m_test >= m:
     raise ValueError(
         f'test_llm_fraction: {config.test_llm_fraction} of {m} LLMs leaves '
-        f'{m - m_test} training and {m_test} test LLMs; both must be >= 1.'
+        f'{m - m_test} training and {m_test} test LLMs; at least 1 training '
+        f'and {MIN_TEST_LLMS} test LLMs are needed (with one test LLM every '
+        'router routes to it: all curves are equal).'
     )
   return n_train, n_val, n_test, m_test
 
@@ -246,7 +260,8 @@ def prepare(
   if not estimators:
     raise ValueError('estimators: expected at least one method, got none.')
   n, m = data.num_prompts, data.num_llms
-  n_train, n_val, _, _ = split_sizes(n, m, config)
+  n_train, n_val, _, m_test = split_sizes(n, m, config)
+  m_train = m if config.static_pool else m - m_test
   grids = dict(grids or {})
   out_grids, pads = {}, {}
   for name, est in estimators.items():
@@ -262,6 +277,22 @@ def prepare(
           f'training prompts ({n_train}).'
       )
     out_grids[name], pads[name] = grid, pad
+    size = len(next(iter(grid.values()))) if grid else 1
+    if size > 1 and m_train < MIN_SELECTION_LLMS:
+      warnings.warn(
+          f'{name}: {m_train} training LLM(s): the selection view cannot '
+          f'rank its {size} hyperparameter candidates (every tie goes to '
+          f'the first); at least {MIN_SELECTION_LLMS} are needed '
+          '(test_llm_fraction, or fixed grids).',
+          stacklevel=2,
+      )
+    if isinstance(est.fit, TwoStageFit) and pad > n_val:
+      warnings.warn(
+          f'{name}: K={pad} clusters but a probe set of {n_val} prompts: '
+          "some clusters get no probe prompt and use each LLM's global "
+          'error (val_fraction, or smaller K).',
+          stacklevel=2,
+      )
   return out_grids, pads
 
 
