@@ -70,7 +70,7 @@ class ErrorsTest(parameterized.TestCase):
           GOOD_WIDE.replace("p1,y,0.5", "p1,y,1.5"),
           "column 'a'",
           "row 1",
-          "outside [0, 1]",
+          "label 1.5 outside [0, 1]",  # a plain number, not np.float64(1.5)
       ),
       (
           "label_below_zero",
@@ -97,7 +97,7 @@ class ErrorsTest(parameterized.TestCase):
           GOOD_WIDE.replace("p2,z,0,1,0.1,1", "p2,z,0,1,0.1,-1"),
           "column 'b|total_cost'",
           "row 2",
-          "invalid",
+          "cost invalid (-1)",
       ),
       (
           "cost_column_missing",

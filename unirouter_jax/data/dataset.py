@@ -155,7 +155,7 @@ def check_unit_interval(
   if bad.any():
     i = int(np.argmax(bad))
     raise DataError(
-        f"label {values[i]!r} outside [0, 1]",
+        f"label {float(values[i]):g} outside [0, 1]",
         file=file,
         column=column,
         row=_row(i, ids),
@@ -169,7 +169,9 @@ def check_costs(
   bad = ~np.isfinite(values) | (values < 0)
   if bad.any():
     i = int(np.argmax(bad))
-    what = "missing" if np.isnan(values[i]) else f"invalid ({values[i]!r})"
+    what = (
+        "missing" if np.isnan(values[i]) else f"invalid ({float(values[i]):g})"
+    )
     raise DataError(
         f"cost {what}; costs must be finite and >= 0",
         file=file,
