@@ -17,16 +17,11 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from unirouter_jax.shell.defaults import DEFAULT_METHODS
+
 # Methods of the paper's tables (the per-prompt Oracle and the single LLMs
-# are always reported).
-METHODS = (
-    'zero_router',
-    'knn',
-    'uniroute_kmeans',
-    'uniroute_learned_map',
-    'mlp_oracle',
-    'matfac_oracle',
-)
+# are always reported): the CLI's defaults.
+METHODS = DEFAULT_METHODS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -5,14 +5,12 @@ error as one line with exit status 2, no traceback, nothing written.
 asserted here.)"""
 
 import os
-import pathlib
-import subprocess
-import sys
 import tempfile
 
 from absl.testing import absltest, parameterized
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.shell import subproc
+
 COMMANDS = (
     'evaluate',
     'fit',
@@ -36,16 +34,7 @@ CODE = (
 
 
 def _run(args, cwd):
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run(
-      [sys.executable, '-c', CODE, *args],
-      cwd=cwd,
-      env=env,
-      capture_output=True,
-      text=True,
-      timeout=120,
-      check=False,
-  )
+  return subproc.run(['-c', CODE, *args], cwd=cwd)
 
 
 class CliStartupTest(parameterized.TestCase):

@@ -2,32 +2,19 @@
 default, the user's choice respected, clear errors. Each case runs in a
 fresh interpreter (the count can only be set before JAX starts)."""
 
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 from absl.testing import absltest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.shell import subproc
 
 
 def _run(code, **extra):
-  env = {
-      k: v
-      for k, v in os.environ.items()
-      if k not in ('XLA_FLAGS', 'JAX_NUM_CPU_DEVICES')
-  }
-  env.update(JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT), **extra)
-  proc = subprocess.run(
-      [sys.executable, '-c', textwrap.dedent(code)],
-      cwd=ROOT,
-      env=env,
-      capture_output=True,
-      text=True,
-      timeout=300,
-      check=False,
+  proc = subproc.run(
+      ['-c', textwrap.dedent(code)],
+      drop=('XLA_FLAGS', 'JAX_NUM_CPU_DEVICES'),
+      JAX_PLATFORMS='cpu',
+      **extra,
   )
   return proc.returncode, proc.stdout.strip(), proc.stderr
 
