@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from unirouter_jax.core import lambda_path, routing
+from unirouter_jax.core import lambda_path
 from unirouter_jax.core.structs import CurveMetrics, EvalSet
 
 Array = jax.Array
@@ -393,27 +393,22 @@ def pool_summary(ev: EvalSet, pool_m) -> dict[str, Array]:
   )
 
 
-def rule_points(
-    gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l, *, direct=False
-):
+def rule_points(gamma_qm, pool_m, rule_cost_m, ev: EvalSet, lam_l):
   """The plug-in rule swept over ``lam_l``: ``(cost_l, quality_l)``.
 
   ``lam_l`` is in normalised units (``scale_lambdas``); ``rule_cost_m`` is
   what the rule charges (each LLM's mean cost on the probe prompts). The
   rule sees ``gamma`` and costs only, never the labels of ``ev`` or their
-  mask. By default from each LLM's winning interval of cost weights
-  (``lambda_path``, ``O(q m^2)``, no ``[l, q, m]`` scores); ``direct=True``
-  routes at every ``lam`` (``routing.route_grid``), which agrees except
-  where float32 scores ``gamma + lam c`` round two LLMs together.
+  mask. Computed from each LLM's winning interval of cost weights
+  (``lambda_path``, ``O(q m^2)``, no ``[l, q, m]`` scores); it equals
+  ``deferral_points(routing.route_grid(...))`` except where float32 scores
+  ``gamma + lam c`` round two LLMs together.
   """
   lam_l = scale_lambdas(lam_l, rule_cost_m, pool_m)
-  if not direct:
-    return lambda_path.rule_path_points(
-        gamma_qm, rule_cost_m, lam_l, pool_m, ev.quality_qm, ev.cost_qm,
-        ev.weight_q,
-    )  # fmt: skip
-  choice_lq = routing.route_grid(gamma_qm, rule_cost_m, lam_l, pool_m)
-  return deferral_points(choice_lq, ev.quality_qm, ev.cost_qm, ev.weight_q)
+  return lambda_path.rule_path_points(
+      gamma_qm, rule_cost_m, lam_l, pool_m, ev.quality_qm, ev.cost_qm,
+      ev.weight_q,
+  )  # fmt: skip
 
 
 def curve_inputs(cost_p, quality_p, mask_p, pool_m, ev: EvalSet):

@@ -33,10 +33,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-Array = jax.Array
+from unirouter_jax.core import routing
 
-# Candidate LLMs compared per loop iteration (unrolled; 1 for no unrolling).
-_UNROLL = 1
+Array = jax.Array
 
 
 def winning_intervals(gamma_qm, rule_cost_m, pool_m):
@@ -97,7 +96,7 @@ def winning_intervals(gamma_qm, rule_cost_m, pool_m):
       jnp.zeros((q, m), bool),
   )
   lo_qm, hi_qm, lo_closed_qm, hi_closed_qm, beaten_qm = lax.fori_loop(
-      0, m, against, init, unroll=min(_UNROLL, m)
+      0, m, against, init
   )
   point_qm = (lo_qm == hi_qm) & lo_closed_qm & hi_closed_qm
   nonempty_qm = (lo_qm < hi_qm) | point_qm
@@ -155,8 +154,7 @@ def rule_path_points(
   ).astype(dtype)
   # lam = 0 (and an empty pool): the direct rule, lowest index on ties.
   num_zero = jnp.sum(lam_sorted_l <= 0)
-  masked_qm = jnp.where(pool_m[None, :], gamma_qm, jnp.inf)
-  zero_q = jnp.argmin(masked_qm, axis=-1)
+  zero_q = routing.plugin_route(gamma_qm, rule_cost_m, 0.0, pool_m)
   zero_2 = jnp.matmul(
       w_q,
       jnp.take_along_axis(val_qm2, zero_q[:, None, None], axis=1)[:, 0],

@@ -80,6 +80,14 @@ def _to_jsonable(obj: Any) -> Any:
 _INTEGRITY = 'integrity'
 
 
+def umask_mode(mode: int) -> int:
+  """``mode`` under the process umask, as ``open()`` / ``mkdir`` give it
+  (``tempfile``'s files are 0600 and folders 0700: unreadable to others)."""
+  mask = os.umask(0)
+  os.umask(mask)
+  return mode & ~mask
+
+
 def _sha256(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
@@ -114,24 +122,17 @@ def _verify(path: pathlib.Path, manifest: dict) -> None:
         'checksum)'
     )
   want = integrity.get('files', {})
-  have = {}
   state = path / _STATE
-  if state.is_dir():
-    have = {
-        p.relative_to(path).as_posix(): p
-        for p in sorted(state.rglob('*'))
-        if p.is_file()
-    }
+  have = _file_table(state) if state.is_dir() else {}
   for rel, entry in want.items():
     if rel not in have:
       raise ValueError(f'{path}: {rel} is missing')
-    data = have[rel].read_bytes()
-    if len(data) != entry['bytes']:
+    if have[rel]['bytes'] != entry['bytes']:
       raise ValueError(
-          f'{path}: {rel} is damaged ({len(data)} bytes, expected '
+          f'{path}: {rel} is damaged ({have[rel]["bytes"]} bytes, expected '
           f'{entry["bytes"]})'
       )
-    if _sha256(data) != entry['sha256']:
+    if have[rel]['sha256'] != entry['sha256']:
       raise ValueError(f'{path}: {rel} is damaged (SHA-256 differs)')
   extra = sorted(set(have) - set(want))
   if extra:
@@ -185,9 +186,7 @@ def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
     body[_INTEGRITY] = {'files': _file_table(tmp / _STATE)}
     body[_INTEGRITY]['manifest_sha256'] = _body_digest(body)
     (tmp / _MANIFEST).write_text(json.dumps(body, indent=2, sort_keys=True))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; as mkdir would
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700
     if path.exists():
       os.replace(path, old)
     os.replace(tmp, path)

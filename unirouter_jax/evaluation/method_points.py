@@ -101,7 +101,7 @@ def method_points(
       pad,
   )
   grid = {k: jnp.asarray(v) for k, v in grid.items()}
-  size = next(iter(grid.values())).shape[0] if grid else 1
+  size = grid_size(grid)
   if not grid:
     grid = {'_unit': jnp.zeros((1,))}  # one point with a unit grid axis
 
@@ -131,9 +131,10 @@ def method_points(
     if not isinstance(e.fit, TwoStageFit):
       return None
     fit = e.fit.prompt_fit
-    shared = _cached_rows(cache, ('prompt', fit), frozen)
-    if shared is not None:
-      return shared
+    if (('prompt', fit), frozen) not in cache:  # else: a grid holding it?
+      shared = _cached_rows(cache, ('prompt', fit), frozen)
+      if shared is not None:
+        return shared
     return memo(
         ('prompt', fit),
         lambda: map_grid(lambda g: fit(key, inputs, hp_of(g), pad), grid, gbs),

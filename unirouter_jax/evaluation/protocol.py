@@ -277,7 +277,7 @@ def prepare(
           f'training prompts ({n_train}).'
       )
     out_grids[name], pads[name] = grid, pad
-    size = len(next(iter(grid.values()))) if grid else 1
+    size = method_points.grid_size(grid)
     if size > 1 and m_train < MIN_SELECTION_LLMS:
       warnings.warn(
           f'{name}: {m_train} training LLM(s): the selection view cannot '

@@ -20,14 +20,7 @@ import jax
 import numpy as np
 
 from unirouter_jax.core.structs import CurveMetrics, MethodResult, TrialResult
-
-
-def umask_mode(mode: int = 0o666) -> int:
-  """``mode`` under the process umask: what ``open()`` would have given
-  (``tempfile.mkstemp`` makes 0600, which other users cannot read)."""
-  mask = os.umask(0)
-  os.umask(mask)
-  return mode & ~mask
+from unirouter_jax.deploy import checkpointing
 
 
 def atomic_write(
@@ -41,7 +34,7 @@ def atomic_write(
   try:
     with os.fdopen(fd, mode) as f:
       write(f)
-    os.chmod(tmp, umask_mode())
+    os.chmod(tmp, checkpointing.umask_mode(0o666))
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

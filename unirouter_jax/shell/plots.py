@@ -9,8 +9,6 @@ so no display is needed and a notebook's pyplot backend is left alone.
 from __future__ import annotations
 
 import os
-import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,17 +34,11 @@ _STYLE = {
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp', suffix='.png')
-  os.close(fd)
-  try:
-    fig.savefig(tmp, dpi=120, bbox_inches='tight')
-    os.chmod(tmp, chunks.umask_mode())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  chunks.atomic_write(
+      path,
+      lambda f: fig.savefig(f, format='png', dpi=120, bbox_inches='tight'),
+      mode='wb',
+  )
 
 
 def deferral_curves(
