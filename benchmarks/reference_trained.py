@@ -57,7 +57,13 @@ from tests.reference import numpy_protocol as np_ref  # noqa: E402
 F32 = np.float32
 BN_EPS = 1e-5
 TRUNC_STD = 0.87962566103423978  # std of a standard normal cut at +-2
-METHOD_IDS = {'uniroute_learned_map': 1, 'mlp_oracle': 2, 'matfac_oracle': 3}
+METHOD_IDS = {
+    'uniroute_learned_map': 1,
+    'mlp_oracle': 2,
+    'matfac_oracle': 3,
+    'mlp_retrained': 4,
+    'matfac_retrained': 5,
+}
 
 
 # -------------------------------------------------------------- protocol ----
@@ -281,6 +287,35 @@ def _oracle(kind):
   return fit_and_route
 
 
+def _retrained(kind):
+  """``kind`` retrained on what a fair router sees: training LLMs on the
+  training prompts, every LLM on the probe prompts (fit on both, the
+  best-validation checkpoint on the probe prompts)."""
+
+  def fit_and_route(t: Trial) -> dict:
+    train_m = np.zeros(t.seen_m.shape, bool)
+    train_m[t.train_llms] = True
+
+    def labels(idx, llms_m):
+      q = t.d['quality'][idx]
+      return t.emb(idx), q, ~np.isnan(q) & llms_m[None, :]
+
+    fit = [
+        np.concatenate(parts)
+        for parts in zip(
+            labels(t.train, train_m), labels(t.val, t.seen_m), strict=True
+        )
+    ]
+    params, best, ran = fit_oracle(
+        t.rng(f'{kind}_retrained'), kind, tuple(fit), labels(t.val, t.seen_m)
+    )
+    v = t.test_view
+    gamma = oracle_gamma(params, kind, t.emb(v.query))[:, v.pool]
+    return dict(v.curve(gamma), best_epoch=best, epochs_run=ran)
+
+  return fit_and_route
+
+
 REFERENCE = {
     'zero_router': ref_zero_router,
     'knn': ref_knn,
@@ -289,6 +324,8 @@ REFERENCE = {
     'uniroute_learned_map_kmeans_k': ref_learned_map_kmeans_k,
     'mlp_oracle': _oracle('mlp'),
     'matfac_oracle': _oracle('matfac'),
+    'mlp_retrained': _retrained('mlp'),
+    'matfac_retrained': _retrained('matfac'),
 }
 
 

@@ -43,6 +43,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.protocol.train_fraction = 0.6  # prompts that fit the prompt side
   c.protocol.val_fraction = 0.1  # the probe set that gives psi
   c.protocol.static_pool = False  # True: train pool = test pool = all LLMs
+  # True: every LLM unseen, none for training (Math+Code; configs/math_code)
+  c.protocol.no_training_llms = False
   c.protocol.seed = 0  # one jax.random.key per run
 
   # Methods and their hyperparameter candidates.

@@ -54,6 +54,7 @@ def to_spec(config) -> workdir_lib.RunSpec:
       train_fraction=config.protocol.train_fraction,
       val_fraction=config.protocol.val_fraction,
       static_pool=config.protocol.static_pool,
+      no_training_llms=config.protocol.get('no_training_llms', False),
       num_lambdas=config.routing.num_lambdas,
       grid_points=config.routing.grid_points,
       trial_batch_size=config.sweep.trial_batch_size

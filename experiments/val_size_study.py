@@ -7,6 +7,11 @@ Each N_val of ``config.val_size.n_val`` is one resumable protocol run in
 ``<workdir>/n_val_<N>/``; the study writes ``<workdir>/val_size.json``
 (mean per-trial Area and its standard error per method and N_val) and
 ``<workdir>/val_size.png`` (+-2 standard-error bands).
+
+Every N_val runs one compiled program: the splits and grids are padded to
+the largest N_val (``evaluation.padding``; results equal the unpadded runs'
+up to float rounding); ``val_size.json`` records the compile and run
+seconds per N_val.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from absl import (
 from ml_collections import config_flags
 
 from experiments import reproduce
-from unirouter_jax import data as data_lib
-from unirouter_jax.shell import chunks
+from unirouter_jax.evaluation import protocol
+from unirouter_jax.shell import chunks, run_methods
 from unirouter_jax.shell import workdir as workdir_lib
 
 _Z95 = 1.959963984540054
@@ -36,8 +41,19 @@ def run(config, workdir, *, log=print) -> dict:
   """Runs every N_val; returns the study's table."""
   workdir = pathlib.Path(workdir)
   base = reproduce.to_spec(config)
-  ds = data_lib.load(base.data, format=base.format)
-  n = min(ds.num_prompts, base.max_prompts or ds.num_prompts)
+  ds, data, _ = workdir_lib.load_routing_data(base)
+  n = data.num_prompts
+  protocols = [
+      dataclasses.replace(base.protocol, val_fraction=n_val / n)
+      for n_val in config.val_size.n_val
+  ]
+  estimators = run_methods.select_estimators(base)
+  shared = protocol.common_padding(
+      data,
+      estimators,
+      protocols,
+      run_methods.grid_overrides(base, estimators),
+  )
   table = {
       'dataset': ds.name,
       'num_prompts': n,
@@ -45,11 +61,12 @@ def run(config, workdir, *, log=print) -> dict:
       'n_val': [],
       'mean': {},
       'se': {},
+      'timing': [],
   }
-  for n_val in config.val_size.n_val:
+  for n_val, proto in zip(config.val_size.n_val, protocols, strict=True):
     spec = dataclasses.replace(
         base,
-        protocol=dataclasses.replace(base.protocol, val_fraction=n_val / n),
+        protocol=dataclasses.replace(proto, padding=shared),
         heatmap_k=0,
     )
     out = workdir_lib.run(
@@ -60,6 +77,11 @@ def run(config, workdir, *, log=print) -> dict:
         log=log,
     )
     table['n_val'].append(int(out['split']['val_prompts']))
+    table['timing'].append({
+        k: out['timing'][k]
+        for k in ('compile_s', 'run_s')
+        if k in out['timing']
+    })
     for name in spec.methods:
       row = out['methods'][name]
       lo, hi = row['area_ci']

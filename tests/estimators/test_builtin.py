@@ -26,11 +26,14 @@ class BuiltinTest(parameterized.TestCase):
             'uniroute_learned_map_kmeans_k',
             'mlp_oracle',
             'matfac_oracle',
+            'mlp_retrained',
+            'matfac_retrained',
         },
     )
     for name, e in est.items():
       self.assertEqual(e.name, name)
     self.assertTrue(est['mlp_oracle'].clairvoyant)
+    self.assertFalse(est['mlp_retrained'].clairvoyant)
     self.assertFalse(est['uniroute_kmeans'].clairvoyant)
 
   def test_factories_reuse_one_object_per_arguments(self):

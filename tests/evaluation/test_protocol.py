@@ -92,6 +92,55 @@ class SplitTest(parameterized.TestCase):
       protocol.prepare(data, ests, tiny_probe)
 
 
+class NoTrainingLLMsTest(absltest.TestCase):
+  """The Math+Code setting: every LLM unseen, none for training."""
+
+  def setUp(self):
+    super().setUp()
+    self.cfg = dataclasses.replace(CFG, no_training_llms=True)
+
+  def test_every_llm_is_a_test_llm_and_none_trains(self):
+    splits = protocol.make_splits(jax.random.key(0), 60, 4, self.cfg)
+    self.assertTrue(np.asarray(splits.test_llm_m).all())
+    self.assertFalse(np.asarray(splits.train_llm_m).any())
+    self.assertEqual(protocol.split_sizes(60, 4, self.cfg)[3], 4)
+    with self.assertRaisesRegex(ValueError, 'no_training_llms: 1 LLM'):
+      protocol.split_sizes(60, 1, self.cfg)
+    with self.assertRaisesRegex(ValueError, 'choose one'):
+      protocol.split_sizes(
+          60, 4, dataclasses.replace(self.cfg, static_pool=True)
+      )
+
+  def test_fixed_points_replace_selection(self):
+    data, _, _ = synthetic.cluster_routing_problem(0, n=400, m=4)
+    est = _estimators(('zero_router', 'knn', 'uniroute_kmeans'))
+    grids, pads = protocol.prepare(data, est, self.cfg)
+    n_val = protocol.split_sizes(400, 4, self.cfg)[1]  # 40
+    self.assertEqual(grids['knn']['k'].tolist(), [round(n_val**0.5)])
+    self.assertEqual(grids['uniroute_kmeans']['k'].tolist(), [4])
+    self.assertEqual(pads['knn'], 6)
+    res = protocol.run_protocol(jax.random.key(1), data, est, self.cfg)
+    for name in est:
+      self.assertTrue(
+          np.isfinite(np.asarray(res.methods[name].metrics.area)).all()
+      )
+      np.testing.assert_array_equal(res.methods[name].selected, 0)
+
+  def test_methods_that_need_training_llms_or_selection_are_refused(self):
+    data, _, _ = synthetic.cluster_routing_problem(0, n=400, m=4)
+    learned = _estimators(('uniroute_learned_map',))
+    with self.assertRaisesRegex(
+        ValueError, 'uniroute_learned_map: needs training LLMs'
+    ):
+      protocol.prepare(data, learned, self.cfg)
+    with self.assertRaisesRegex(
+        ValueError, 'knn: 3 hyperparameter candidates, but with no_training'
+    ):
+      protocol.prepare(
+          data, _estimators(('knn',)), self.cfg, {'knn': {'k': [3, 5, 7]}}
+      )
+
+
 class ProtocolTest(parameterized.TestCase):
 
   def setUp(self):

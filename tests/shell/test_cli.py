@@ -70,14 +70,14 @@ class EvaluateTest(absltest.TestCase):
         'uniroute_kmeans,examples.low_rank_uniroute:estimator',
         '--trials',
         '2',
-        '--chunk_size',
+        '--chunk-size',
         '2',
-        '--test_llm_fraction',
+        '--test-llm-fraction',
         '0.5',
-        '--val_fraction',
+        '--val-fraction',
         '0.2',
         '--quiet',
-        '--no_plots',
+        '--no-plots',
         '--out',
         out,
     ]
@@ -124,13 +124,13 @@ class EvaluateTest(absltest.TestCase):
         'zero_router,uniroute_kmeans',
         '--trials',
         '3',
-        '--chunk_size',
+        '--chunk-size',
         '2',
         '--seed',
         '1',
-        '--test_llm_fraction',
+        '--test-llm-fraction',
         '0.5',
-        '--val_fraction',
+        '--val-fraction',
         '0.2',
         '--quiet',
         '--out',
@@ -180,6 +180,52 @@ class EvaluateTest(absltest.TestCase):
         summary['methods']['uniroute_kmeans']['area'],
     )
 
+  def test_pool_unseen_runs_with_no_training_llms(self):
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    out = os.path.join(tmp, 'out')
+    status, stdout, err = run_main([
+        'evaluate', '--data', csv, '--embeddings', npy, '--pool', 'unseen',
+        '--methods', 'zero_router,knn,uniroute_kmeans', '--trials', '2',
+        '--no-plots', '--quiet', '--out', out,
+    ])  # fmt: skip
+    self.assertEqual(status, 0, err)
+    self.assertIn('6 unseen test LLMs', stdout)
+    summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
+    self.assertEqual(summary['split']['train_llms'], 0)
+    self.assertEqual(summary['split']['test_llms'], 6)
+    # k = sqrt(N_val = 15), rounded: no selection without training LLMs.
+    self.assertEqual(summary['hyperparameters']['knn']['values'], [4])
+    # Without --methods, the defaults that need training LLMs are left out.
+    with contextlib.redirect_stderr(io.StringIO()) as note:
+      kept = cli._default_methods('unseen')  # pylint: disable=protected-access
+    self.assertNotIn('uniroute_learned_map', kept)
+    self.assertIn('knn', kept)
+    self.assertIn('leaving out uniroute_learned_map', note.getvalue())
+
+  def test_duplicate_prompts_kept_unless_dedup(self):
+    tmp = _tempdir(self)
+    csv, npy = write_wide_csv(tmp)
+    frame = pd.read_csv(csv)
+    frame.loc[7, 'prompt'] = frame.loc[3, 'prompt']  # one repeated text
+    frame.to_csv(csv, index=False)
+    for extra, kept in (([], 150), (['--dedup'], 149)):
+      with self.subTest(extra=extra):
+        out = os.path.join(tmp, f'out{kept}')
+        status, _, err = run_main([
+            'evaluate', '--data', csv, '--embeddings', npy,
+            '--methods', 'zero_router', '--trials', '1', '--no-plots',
+            '--quiet', '--out', out, *extra,
+        ])  # fmt: skip
+        self.assertEqual(status, 0, err)
+        summary = json.loads(pathlib.Path(out, 'summary.json').read_text())
+        self.assertEqual(summary['num_prompts'], kept)
+        self.assertEqual(summary['dedup']['rows'], 150)
+        self.assertEqual(summary['dedup']['kept'], kept)
+        self.assertEqual(
+            summary['dedup']['policy'], 'merge' if extra else 'keep'
+        )
+
 
 class BadInputTest(parameterized.TestCase):
 
@@ -200,12 +246,16 @@ class BadInputTest(parameterized.TestCase):
       ('unknown_method', ['--methods', 'uniroute_magic'], 'uniroute_magic'),
       ('missing_path', ['--data', '/no/such/file.csv'], '/no/such/file.csv'),
       ('trials_zero', ['--trials', '0'], 'trials'),
-      ('fraction', ['--val_fraction', '1.5'], 'val_fraction'),
+      ('fraction', ['--val-fraction', '1.5'], '--val-fraction'),
+      # The snake-case spelling of earlier releases still parses.
+      ('old_spelling', ['--val_fraction', '1.5'], '--val-fraction'),
+      # A library error names the flag, not the Python argument.
+      ('library_names_flag', ['--val-fraction', '0.4'], '--train-fraction'),
       ('missing_embeddings', ['--embeddings', '/no/e.npy'], '/no/e.npy'),
       ('no_prompt_column', 'NO_PROMPT', 'prompt'),
       ('devices', ['--devices', '999'], '--devices 999'),
       ('negative_devices', ['--devices', '-1'], '--devices'),
-      ('compile_cache', ['--compile_cache', '/proc/no/cache'], '/proc/no'),
+      ('compile_cache', ['--compile-cache', '/proc/no/cache'], '/proc/no'),
   )
   def test_one_line_error(self, extra, expected):
     argv = [
@@ -230,6 +280,29 @@ class BadInputTest(parameterized.TestCase):
     self.assertStartsWith(lines[0], 'unirouter: error: ')
     self.assertIn(expected, lines[0])
     self.assertNotIn('Traceback', stderr)
+    self.assertFalse(os.path.exists(self.out), 'a failed run left --out')
+
+  def test_bad_values_leave_no_directory(self):
+    # Errors found only when the data are read (after JAX starts).
+    for col, value in (
+        ('llm0', '1.7'),
+        ('llm0', 'x'),
+        ('llm1|total_cost', '-1'),
+    ):
+      with self.subTest(col=col, value=value):
+        frame = pd.read_csv(self.csv)
+        frame[col] = frame[col].astype(object)
+        frame.loc[3, col] = value
+        bad = os.path.join(self.tmp, 'bad.csv')
+        frame.to_csv(bad, index=False)
+        out = os.path.join(self.tmp, 'new', 'out')
+        status, _, stderr = run_main([
+            'evaluate', '--data', bad, '--embeddings', self.npy,
+            '--quiet', '--out', out,
+        ])  # fmt: skip
+        self.assertEqual(status, 2, stderr)
+        self.assertLen(stderr.strip().splitlines(), 1, stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'new')))
 
   def test_no_prompt_column_with_format(self):
     argv = [
@@ -291,14 +364,14 @@ class GoldenTest(absltest.TestCase):
       'evaluate',
       '--data',
       'routerbench_subset',
-      '--max_prompts',
+      '--max-prompts',
       '500',
       '--methods',
       'zero_router,knn,uniroute_kmeans',
-      '--chunk_size',
+      '--chunk-size',
       '2',
       '--quiet',
-      '--no_plots',
+      '--no-plots',
   ]
   PINNED = {  # method: (Area, Area(50%), QNC of the mean curve)
       'zero_router': (0.8340710718929767, 0.405426439344883, 0.99999673),

@@ -14,10 +14,10 @@ from absl.testing import absltest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARGS = [
-    'evaluate', '--data', 'routerbench_subset', '--max_prompts', '300',
-    '--trials', '5', '--chunk_size', '5', '--methods',
-    'zero_router,knn,uniroute_kmeans', '--trial_batch_size', '1',
-    '--no_plots', '--quiet',
+    'evaluate', '--data', 'routerbench_subset', '--max-prompts', '300',
+    '--trials', '5', '--chunk-size', '5', '--methods',
+    'zero_router,knn,uniroute_kmeans', '--trial-batch-size', '1',
+    '--no-plots', '--quiet',
 ]  # fmt: skip
 METRICS = ('area', 'area50', 'qnc', 'peak')
 

@@ -64,10 +64,10 @@ class HostDevicesTest(absltest.TestCase):
         out.splitlines(),
         [
             (
-                '--cpu_devices 5: JAX already runs with 3 CPU device(s) in this'
+                '--cpu-devices 5: JAX already runs with 3 CPU device(s) in this'
                 ' process; set it before any JAX computation'
             ),
-            '--cpu_devices -1: expected 0 (one per core) or more',
+            '--cpu-devices -1: expected 0 (one per core) or more',
         ],
     )
 

@@ -188,6 +188,11 @@ class Split:
     key: the trial's PRNG key for the estimators (k-means++, minibatches),
       carried with the split so a trial gives the same result whether it
       runs alone or batched with others.
+    val_mask: optional ``[n_val]`` bool, the real entries of ``val_idx``
+      when it is padded (``evaluation.padding``; None: all are real).
+    test_mask: optional ``[n_test]`` bool, the same for ``test_idx``.
+    hp_grids: optional per-trial hyperparameter candidates of padded runs:
+      method name -> ``{name: [G] values, '_valid': [G] bool}``.
   """
 
   train_idx: Array
@@ -196,6 +201,9 @@ class Split:
   train_llm_m: Array
   test_llm_m: Array
   key: Array
+  val_mask: Array | None = None
+  test_mask: Array | None = None
+  hp_grids: Any = None
 
 
 @struct.dataclass
@@ -240,6 +248,10 @@ class TrialInputs:
     train_llm_m: ``[m]`` LLMs whose training-prompt labels are visible.
     pool_m: ``[m]`` LLMs the router will route among.
     cost_m: ``[m]`` cost the rule charges (mean cost on validation prompts).
+    val_mask: optional ``[n_val]`` bool, the real entries of ``val_idx``
+      (None: all). Padding entries have no visible label; an estimator
+      that uses probe prompts without their labels (K-NN's neighbours)
+      must skip them.
   """
 
   emb_nd: Array
@@ -250,6 +262,7 @@ class TrialInputs:
   train_llm_m: Array
   pool_m: Array
   cost_m: Array
+  val_mask: Array | None = None
 
 
 @struct.dataclass

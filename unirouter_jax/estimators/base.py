@@ -46,6 +46,7 @@ labels never enter ``TrialInputs``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -99,6 +100,11 @@ class Estimator:
     selector: optional estimator whose selection view picks the grid point
       (see the module docstring); the test view is then fitted at that
       point only.
+    fixed_grid: optional ``fixed_grid(n_train, n_val) -> {name: [1]}``, the
+      one point used when nothing can select (no training LLMs, the
+      Math+Code setting); None: ``hp_grid`` must have one point there.
+    needs_training_llms: True if the fit learns from training LLMs'
+      labels beyond ``psi`` (LearnedMap): refused without any.
   """
 
   name: str
@@ -111,12 +117,17 @@ class Estimator:
   description: str = ''
   fit_selected_only: bool = False
   selector: Estimator | None = None
+  fixed_grid: Callable[[int, int], Mapping[str, np.ndarray]] | None = None
+  needs_training_llms: bool = False
 
-  def grid(self, n_train: int, n_val: int) -> dict[str, np.ndarray]:
-    """The candidate grid as equal-length 1-D arrays (validated)."""
+  def grid(
+      self, n_train: int, n_val: int, *, fixed: bool = False
+  ) -> dict[str, np.ndarray]:
+    """The candidate grid as equal-length 1-D arrays (validated);
+    ``fixed``: the no-selection point (``fixed_grid``, if any)."""
+    make = self.fixed_grid if fixed and self.fixed_grid else self.hp_grid
     grid = {
-        k: np.atleast_1d(np.asarray(v))
-        for k, v in self.hp_grid(n_train, n_val).items()
+        k: np.atleast_1d(np.asarray(v)) for k, v in make(n_train, n_val).items()
     }
     sizes = {v.shape for v in grid.values()}
     if len(sizes) > 1 or any(len(s) != 1 for s in sizes):
@@ -140,3 +151,24 @@ class Estimator:
 def single_point(**hp: float) -> Callable[[int, int], dict[str, np.ndarray]]:
   """An ``hp_grid`` with one fixed point (no selection)."""
   return lambda n_train, n_val: {k: np.asarray([v]) for k, v in hp.items()}
+
+
+def reused(factory):
+  """Equal arguments give the same ``Estimator`` object.
+
+  Compiled protocols are cached by estimator identity (its functions compare
+  by identity), so without this every call of a factory would compile the
+  whole protocol again. Estimators are frozen, so sharing one is safe.
+  Unhashable arguments (a list of betas) just build a new one.
+  """
+  cached = functools.cache(factory)
+
+  @functools.wraps(factory)
+  def build(*args, **kwargs):
+    try:
+      hash((args, tuple(kwargs.items())))
+    except TypeError:
+      return factory(*args, **kwargs)
+    return cached(*args, **kwargs)
+
+  return build

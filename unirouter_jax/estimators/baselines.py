@@ -62,7 +62,15 @@ def _knn_one(emb_d, emb_vd, v2_v, err_vm, vis_vm, fallback_m, k, k_max):
 
 
 def knn_gamma(
-    emb_qd, emb_vd, error_vm, visible_vm, k, *, k_max: int, batch_size=256
+    emb_qd,
+    emb_vd,
+    error_vm,
+    visible_vm,
+    k,
+    *,
+    k_max: int,
+    batch_size=256,
+    mask_v=None,
 ) -> Array:
   """``[q, m]`` mean error over the ``k`` nearest labelled prompts.
 
@@ -80,6 +88,8 @@ def knn_gamma(
     k: neighbours, Python or traced int, ``1 <= k <= k_max``.
     k_max: static bound on ``k``, ``<= v``.
     batch_size: static query chunk size.
+    mask_v: optional ``[v]`` bool, the real validation prompts (padded
+      probe sets): the others are never neighbours.
 
   Raises:
     ValueError: naming the argument, on a bad ``k_max`` or Python-int ``k``.
@@ -90,9 +100,13 @@ def knn_gamma(
   if isinstance(k, (int, np.integer)) and not 1 <= k <= k_max:
     raise ValueError(f'k: expected 1 <= k <= k_max={k_max}, got {k}.')
   visible_vm = jnp.asarray(visible_vm, bool)
+  if mask_v is not None:
+    visible_vm = visible_vm & mask_v[:, None]
   err_vm = jnp.where(visible_vm, error_vm, 0.0)
   fallback_m = psi.global_error(err_vm, visible_vm)
   v2_v = jnp.sum(emb_vd * emb_vd, axis=-1)
+  if mask_v is not None:  # padding ranks last and is never used
+    v2_v = jnp.where(mask_v, v2_v, jnp.inf)
   one = functools.partial(
       _knn_one,
       emb_vd=emb_vd,

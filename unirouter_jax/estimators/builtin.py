@@ -22,31 +22,16 @@ from flax import struct
 
 from unirouter_jax.core import curves, kmeans, psi, routing
 from unirouter_jax.core.structs import Clustering, LLMFeatures, TrialInputs
-from unirouter_jax.estimators import baselines, learned_map, oracles
-from unirouter_jax.estimators.base import Estimator, TwoStageFit, single_point
+from unirouter_jax.estimators import baselines, learned_map
+from unirouter_jax.estimators.base import (
+    Estimator,
+    TwoStageFit,
+    reused,
+    single_point,
+)
+from unirouter_jax.estimators.neural import clairvoyant_oracle, retrained
 
 Array = jax.Array
-
-
-def _reused(factory):
-  """Equal arguments give the same ``Estimator`` object.
-
-  Compiled protocols are cached by estimator identity (its functions compare
-  by identity), so without this every call of a factory would compile the
-  whole protocol again. Estimators are frozen, so sharing one is safe.
-  Unhashable arguments (a list of betas) just build a new one.
-  """
-  cached = functools.cache(factory)
-
-  @functools.wraps(factory)
-  def build(*args, **kwargs):
-    try:
-      hash((args, tuple(kwargs.items())))
-    except TypeError:
-      return factory(*args, **kwargs)
-    return cached(*args, **kwargs)
-
-  return build
 
 
 def kmeans_k_grid(n_train: int, n_val: int, num: int = 8) -> np.ndarray:
@@ -63,6 +48,18 @@ def knn_k_grid(n_train: int, n_val: int, num: int = 8) -> np.ndarray:
   hi = min(hi, n_val)
   lo = min(5, hi)
   return np.unique(np.round(np.geomspace(lo, hi, num)).astype(np.int32))
+
+
+def fixed_kmeans_k(n_train: int, n_val: int) -> np.ndarray:
+  """[project choice] K without selection (no training LLMs): about ten
+  probe prompts per cluster, within the grid's 3..8 (method.md 2.4)."""
+  return np.asarray([min(n_train, max(3, min(8, n_val // 10)))], np.int32)
+
+
+def fixed_knn_k(n_train: int, n_val: int) -> np.ndarray:
+  """k without selection: sqrt(N_val), the paper's Math+Code rule."""
+  del n_train
+  return np.asarray([max(1, min(n_val, round(n_val**0.5)))], np.int32)
 
 
 def _train_weight(inputs: TrialInputs) -> Array:
@@ -206,6 +203,7 @@ def _knn_gamma(params, emb_qd, inputs: TrialInputs, pad):
       inputs.visible_nm[inputs.val_idx],
       params['k'],
       k_max=pad,
+      mask_v=inputs.val_mask,
   )
 
 
@@ -231,32 +229,7 @@ def _zero_points(params, inputs: TrialInputs, eval_set, pad):
   )
 
 
-def _oracle_fit(
-    key, inputs, hp, pad, *, kind, epochs=30, batch_size=64, patience=None
-):
-  del pad
-  return oracles.fit_oracle(
-      key,
-      inputs.emb_nd,
-      inputs.train_idx,
-      inputs.val_idx,
-      inputs.error_nm,
-      inputs.visible_nm,
-      inputs.train_llm_m | inputs.pool_m,
-      hp['lr'],
-      kind=kind,
-      epochs=epochs,
-      batch_size=batch_size,
-      patience=patience,
-  )
-
-
-def _oracle_gamma(params, emb_qd, inputs, pad, *, kind):
-  del inputs, pad
-  return oracles.oracle_gamma(params, emb_qd, kind=kind)
-
-
-@_reused
+@reused
 def uniroute_kmeans(*, n_init: int = 3, max_iter: int = 100) -> Estimator:
   """UniRoute (K-means), method.md 2.1."""
   return Estimator(
@@ -269,12 +242,13 @@ def uniroute_kmeans(*, n_init: int = 3, max_iter: int = 100) -> Estimator:
       ),
       gamma=_kmeans_gamma,
       hp_grid=lambda nt, nv: {'k': kmeans_k_grid(nt, nv)},
+      fixed_grid=lambda nt, nv: {'k': fixed_kmeans_k(nt, nv)},
       pad_key='k',
       description='UniRoute (K-means): psi per training-prompt cluster.',
   )
 
 
-@_reused
+@reused
 def uniroute_soft_kmeans(
     *, betas=(4.0, 16.0, 64.0, 256.0), n_init: int = 3
 ) -> Estimator:
@@ -293,12 +267,16 @@ def uniroute_soft_kmeans(
       ),
       gamma=_soft_gamma,
       hp_grid=grid,
+      fixed_grid=lambda nt, nv: {
+          'k': fixed_kmeans_k(nt, nv),
+          'beta': np.asarray([16.0], np.float32),
+      },
       pad_key='k',
       description='UniRoute (soft k-means): responsibilities at beta.',
   )
 
 
-@_reused
+@reused
 def uniroute_learned_map(
     *,
     arch: str = 'mlp',
@@ -334,6 +312,7 @@ def uniroute_learned_map(
       gamma=functools.partial(_learned_gamma, arch=arch),
       pad_key='k',
       description=f'UniRoute (LearnedMap, {arch}): learned soft cluster map.',
+      needs_training_llms=True,  # the map is fitted on their labels
   )
   if k_from == 'own':
     return Estimator(
@@ -354,7 +333,7 @@ def uniroute_learned_map(
   )
 
 
-@_reused
+@reused
 def knn() -> Estimator:
   """K-NN over the validation prompts, method.md 2.3."""
   return Estimator(
@@ -362,12 +341,13 @@ def knn() -> Estimator:
       fit=_knn_fit,
       gamma=_knn_gamma,
       hp_grid=lambda nt, nv: {'k': knn_k_grid(nt, nv)},
+      fixed_grid=lambda nt, nv: {'k': fixed_knn_k(nt, nv)},
       pad_key='k',
       description='K-NN: mean error over the k nearest probe prompts.',
   )
 
 
-@_reused
+@reused
 def zero_router() -> Estimator:
   """ZeroRouter: the lower convex hull of (cost, validation error)."""
   return Estimator(
@@ -377,32 +357,6 @@ def zero_router() -> Estimator:
       hp_grid=single_point(),
       points=_zero_points,
       description='ZeroRouter: prompt-agnostic, hull of (cost, error).',
-  )
-
-
-@_reused
-def clairvoyant_oracle(
-    kind: str, *, epochs: int = 30, patience: int | None = oracles.PATIENCE
-) -> Estimator:
-  """Clairvoyant MLP / MatFac (see test-LLM labels), method.md 2.3.
-
-  Args:
-    kind: ``'mlp'`` or ``'matfac'``.
-    epochs: the most training epochs (paper: 30, best-validation checkpoint).
-    patience: early stop after this many epochs without a lower validation
-      loss; None trains all ``epochs`` (see ``oracles``).
-  """
-  if kind not in ('mlp', 'matfac'):
-    raise ValueError(f"kind: expected 'mlp' or 'matfac', got {kind!r}.")
-  return Estimator(
-      name=f'{kind}_oracle',
-      fit=functools.partial(
-          _oracle_fit, kind=kind, epochs=epochs, patience=patience
-      ),
-      gamma=functools.partial(_oracle_gamma, kind=kind),
-      hp_grid=single_point(lr=1e-3),
-      clairvoyant=True,
-      description=f'{kind.upper()} (clairvoyant: sees test-LLM labels).',
   )
 
 
@@ -431,4 +385,6 @@ def builtin_estimators(*, epochs_scale: float = 1.0) -> dict[str, Estimator]:
       ),
       'mlp_oracle': clairvoyant_oracle('mlp', epochs=ep(30)),
       'matfac_oracle': clairvoyant_oracle('matfac', epochs=ep(30)),
+      'mlp_retrained': retrained('mlp', epochs=ep(30)),
+      'matfac_retrained': retrained('matfac', epochs=ep(30)),
   }

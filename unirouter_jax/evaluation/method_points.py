@@ -22,9 +22,10 @@ from unirouter_jax.core import batching, curves, routing
 from unirouter_jax.core.structs import MethodResult, RoutingData, Split
 from unirouter_jax.estimators.base import Estimator, TwoStageFit
 from unirouter_jax.evaluation.views import (
-    eval_set,
     selection_inputs,
+    test_set,
     trial_inputs,
+    val_set,
 )
 
 Array = jax.Array
@@ -77,6 +78,9 @@ def method_points(
     grid_g,
     test_view=True,
     cache=None,
+    *,
+    valid=None,
+    shared_key=None,
 ):
   """Curve inputs of one method: ``[G]`` test view, ``[G]`` selection view.
 
@@ -92,14 +96,21 @@ def method_points(
   common: the prompt side of equal ``prompt_fit`` on equal grids, or on a
   grid holding every point of this one (UniRoute K-means and LearnedMap
   cluster once per K), and a selector's selection view.
+
+  A padded trial (``evaluation.padding``) passes its grid as traced values
+  with ``valid`` (``[G]`` bool, the real points) and ``shared_key`` (what
+  identifies the grid across methods, in place of its values).
   """
   cache = {} if cache is None else cache
   inputs = trial_inputs(data, split, clairvoyant=est.clairvoyant)
-  ev = eval_set(data, split.test_idx, split.test_llm_m)
-  frozen = (
-      tuple((k, tuple(np.asarray(v).tolist())) for k, v in grid.items()),
-      pad,
-  )
+  ev = test_set(data, split)
+  if shared_key is None:
+    frozen = (
+        tuple((k, tuple(np.asarray(v).tolist())) for k, v in grid.items()),
+        pad,
+    )
+  else:
+    frozen = (('_padded', shared_key), pad)
   grid = {k: jnp.asarray(v) for k, v in grid.items()}
   size = grid_size(grid)
   if not grid:
@@ -131,7 +142,8 @@ def method_points(
     if not isinstance(e.fit, TwoStageFit):
       return None
     fit = e.fit.prompt_fit
-    if (('prompt', fit), frozen) not in cache:  # else: a grid holding it?
+    if shared_key is None and (('prompt', fit), frozen) not in cache:
+      # Not computed yet: computed on a grid that holds every point?
       shared = _cached_rows(cache, ('prompt', fit), frozen)
       if shared is not None:
         return shared
@@ -158,7 +170,7 @@ def method_points(
         lambda: over_grid(
             sel,
             selection_inputs(data, split),
-            eval_set(data, split.val_idx, split.train_llm_m),
+            val_set(data, split),
             data.emb_nd[split.val_idx],
         ),
     )
@@ -170,7 +182,7 @@ def method_points(
   area_g = jax.vmap(lambda kw: curves.curve_metrics(grid_g=grid_g, **kw).area)(
       val_g
   )
-  best = jnp.argmax(area_g)
+  best = best_point(area_g, valid)
   prompt_g = prompt_side(est)
   prompt = (
       None if prompt_g is None else jax.tree.map(lambda x: x[best], prompt_g)
@@ -180,18 +192,27 @@ def method_points(
   return jax.tree.map(lambda x: x[None], test), val_g
 
 
-def method_result(test_g, val_g) -> MethodResult:
+def best_point(area_g, valid=None):
+  """Index of the largest Area (the first on ties) among the ``valid``
+  points (all when None)."""
+  if valid is not None:
+    area_g = jnp.where(valid, area_g, -jnp.inf)
+  return jnp.argmax(area_g)
+
+
+def method_result(test_g, val_g, valid=None) -> MethodResult:
   """Selects the grid point of largest validation Area (method.md 2.4).
 
   A test view of one point beside a larger selection view was fitted at the
   selected point only (a ``selector``): its other test Areas are NaN.
+  ``valid`` (``[G]`` bool) marks the real points of a padded grid.
   """
   if val_g is None:
     val_area = jnp.zeros(test_g.area.shape, test_g.area.dtype)
     best = jnp.asarray(0)
   else:
     val_area = val_g.area
-    best = jnp.argmax(val_area)
+    best = best_point(val_area, valid)
   if test_g.area.shape == val_area.shape:
     metrics, test_area = jax.tree.map(lambda x: x[best], test_g), test_g.area
   else:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,9 +41,7 @@ from unirouter_jax.core.structs import (
 from unirouter_jax.estimators import baselines
 from unirouter_jax.estimators.base import Estimator, TwoStageFit
 from unirouter_jax.evaluation import method_points, views
-from unirouter_jax.evaluation.views import (
-    eval_set,
-)
+from unirouter_jax.evaluation import padding as padding_lib
 
 Array = jax.Array
 
@@ -58,6 +56,11 @@ class ProtocolConfig:
     train_fraction: share of prompts used to fit the prompt side.
     val_fraction: share of prompts in the probe (validation) set.
     static_pool: train and test pools are all LLMs (method.md section 4).
+    no_training_llms: every LLM is an unseen test LLM and none is a
+      training LLM (the paper's Math+Code setting, method.md section 4):
+      hyperparameters cannot be selected, so each method runs at its
+      ``Estimator.fixed_grid`` (K-NN: k = sqrt(N_val)); methods that need
+      training LLMs (LearnedMap) are refused.
     num_lambdas: size of the cost-weight grid.
     grid_points: size of the common normalised-cost grid.
     trial_batch_size: trials evaluated together (``lax.map`` batch size).
@@ -65,6 +68,9 @@ class ProtocolConfig:
       is fitted together: None vmaps the whole grid (accelerators); 1 fits
       one K at a time, each stopping at its own convergence (fastest on
       CPU, see ``sweep.cpu_config``).
+    padding: optional static shapes shared with other runs (one compiled
+      program for several ``val_fraction`` s; ``evaluation.padding``, and
+      :func:`common_padding` to make one).
   """
 
   num_trials: int = 400
@@ -72,10 +78,12 @@ class ProtocolConfig:
   train_fraction: float = 0.6
   val_fraction: float = 0.1
   static_pool: bool = False
+  no_training_llms: bool = False
   num_lambdas: int = 200
   grid_points: int = 101
   trial_batch_size: int = 8
   grid_batch_size: int | None = None
+  padding: padding_lib.Padding | None = None
 
 
 # Below these a trial says nothing (docs: README "Minimums"): routing among
@@ -102,10 +110,16 @@ def split_sizes(n: int, m: int, config: ProtocolConfig):
           f'train_fraction/val_fraction: the {name} split of {n} prompts is '
           f'empty (train {n_train}, val {n_val}, test {n_test}).'
       )
-  if config.static_pool:
+  if config.static_pool and config.no_training_llms:
+    raise ValueError(
+        'static_pool, no_training_llms: choose one (a static pool trains on '
+        'every LLM; no_training_llms on none).'
+    )
+  if config.static_pool or config.no_training_llms:
     if m < MIN_TEST_LLMS:
+      name = 'static_pool' if config.static_pool else 'no_training_llms'
       raise ValueError(
-          f'static_pool: {m} LLM(s); routing needs at least {MIN_TEST_LLMS}.'
+          f'{name}: {m} LLM(s); routing needs at least {MIN_TEST_LLMS}.'
       )
     return n_train, n_val, n_test, m
   m_test = int(round(config.test_llm_fraction * m))
@@ -135,6 +149,9 @@ def make_splits(
     if config.static_pool:
       train_llm = jnp.ones((m,), bool)
       test_llm = train_llm
+    elif config.no_training_llms:
+      train_llm = jnp.zeros((m,), bool)
+      test_llm = ~train_llm
     else:
       rank_m = jnp.argsort(jax.random.permutation(m_key, m))
       test_llm = rank_m < m_test
@@ -166,9 +183,16 @@ def _rows(lo, hi, x):
 
 
 def _trial(
-    split, data, estimators, grids, pads, lam_l, grid_g, gbs=None
+    split, data, estimators, grids, pads, lam_l, grid_g, gbs=None, keys=None
 ) -> TrialResult:
-  ev = eval_set(data, split.test_idx, split.test_llm_m)
+  ev = views.test_set(data, split)
+  # Padded trials (``keys``: method -> grid key) carry their grids.
+  keys = dict(keys or {})
+  valid = {}
+  if keys:
+    grids = dict(grids)
+    for name in estimators:
+      grids[name], valid[name] = padding_lib.grid_of(split, name)
   # Every method gets the trial's key: cluster-based methods with the same K
   # then share one clustering (paired comparisons), and adding a method
   # leaves the others' results unchanged.
@@ -190,12 +214,14 @@ def _trial(
           gbs,
           grid_g,
           cache=cache,
+          valid=valid.get(name),
+          shared_key=keys.get(name),
       )
       for name in order
   }
   pending = {name: computed[name] for name in estimators}
   oracle_gamma = baselines.oracle_gamma(ev.quality_qm, ev.label_mask_qm)
-  rule_cost = views.mean_cost(data.cost_nm, split.val_idx)
+  rule_cost = views.mean_cost(data.cost_nm, split.val_idx, split.val_mask)
   cost_l, quality_l = curves.rule_points(
       oracle_gamma, split.test_llm_m, rule_cost, ev, lam_l
   )
@@ -228,7 +254,7 @@ def _trial(
       by_tag[tag] = jax.tree.map(functools.partial(_rows, lo, hi), out)
   methods = {
       name: method_points.method_result(
-          by_tag[(name, 'test')], by_tag.get((name, 'val'))
+          by_tag[(name, 'test')], by_tag.get((name, 'val')), valid.get(name)
       )
       for name in estimators
   }
@@ -260,16 +286,28 @@ def prepare(
   if not estimators:
     raise ValueError('estimators: expected at least one method, got none.')
   n, m = data.num_prompts, data.num_llms
-  n_train, n_val, _, m_test = split_sizes(n, m, config)
+  n_train, n_val, n_test, m_test = split_sizes(n, m, config)
   m_train = m if config.static_pool else m - m_test
   grids = dict(grids or {})
   out_grids, pads = {}, {}
   for name, est in estimators.items():
-    grid = (
-        {k: np.atleast_1d(np.asarray(v)) for k, v in grids[name].items()}
-        if name in grids
-        else est.grid(n_train, n_val)
-    )
+    if m_train == 0 and est.needs_training_llms:
+      raise ValueError(
+          f'{name}: needs training LLMs, and no_training_llms leaves none '
+          '(drop it from the methods).'
+      )
+    if name in grids:
+      grid = {k: np.atleast_1d(np.asarray(v)) for k, v in grids[name].items()}
+    elif m_train == 0:
+      grid = est.grid(n_train, n_val, fixed=True)
+    else:
+      grid = est.grid(n_train, n_val)
+    if m_train == 0 and method_points.grid_size(grid) > 1:
+      raise ValueError(
+          f'{name}: {method_points.grid_size(grid)} hyperparameter '
+          'candidates, but with no_training_llms none can be selected; give '
+          'one (e.g. --kmeans-k 8 / --knn-k 10).'
+      )
     pad = est.pad(grid)
     if est.pad_key is not None and pad > n_train:
       raise ValueError(
@@ -293,7 +331,36 @@ def prepare(
           'error (val_fraction, or smaller K).',
           stacklevel=2,
       )
+  if config.padding is not None:
+    pads = padding_lib.check(config.padding, out_grids, pads, n_val, n_test)
   return out_grids, pads
+
+
+def common_padding(
+    data: RoutingData,
+    estimators: Mapping[str, Estimator],
+    configs: Sequence[ProtocolConfig],
+    grids: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> padding_lib.Padding:
+  """A padding under which every config runs one compiled program.
+
+  ``configs`` differ in their split fractions (a validation-size study);
+  set the result as each one's ``padding``.
+  """
+  runs = []
+  for config in configs:
+    config = dataclasses.replace(config, padding=None)
+    g, p = prepare(data, estimators, config, grids)
+    _, n_val, n_test, _ = split_sizes(data.num_prompts, data.num_llms, config)
+    runs.append((g, p, n_val, n_test))
+  return padding_lib.covering(runs)
+
+
+def padded_splits(splits: Split, grids, config: ProtocolConfig) -> Split:
+  """``splits`` padded to ``config.padding`` (unchanged without one)."""
+  if config.padding is None:
+    return splits
+  return padding_lib.pad_splits(splits, grids, config.padding)
 
 
 def run_protocol(
@@ -330,15 +397,27 @@ def run_protocol(
           min(config.trial_batch_size, num_trials),
       )
   )
-  return fn(splits, data)
+  out = fn(padded_splits(splits, grids, config), data)
+  return out if config.padding is None else padding_lib.unpad(out, grids)
 
 
 def static_args(estimators, grids, pads, config: ProtocolConfig, batch_size):
-  """``protocol_fn``'s arguments, hashable: the compiled program's cache key."""
+  """``protocol_fn``'s arguments, hashable: the compiled program's cache key.
+
+  A padded config keys on its padding, not on the grids' values (which
+  the splits then carry).
+  """
   frozen_grids = tuple(
       (name, tuple((k, tuple(np.asarray(v).tolist())) for k, v in g.items()))
       for name, g in grids.items()
   )
+  keys = None
+  if config.padding is not None:
+    shapes = [config.padding.shape(name) for name in grids]
+    frozen_grids = tuple(
+        (g.method, tuple((k, (0,) * g.points) for k in g.names)) for g in shapes
+    )
+    keys = tuple((g.method, g.key) for g in shapes)
   return (
       tuple(estimators.items()),
       frozen_grids,
@@ -347,6 +426,7 @@ def static_args(estimators, grids, pads, config: ProtocolConfig, batch_size):
       config.grid_points,
       batch_size,
       config.grid_batch_size,
+      keys,
   )
 
 
@@ -357,11 +437,20 @@ def _compiled_protocol(*static):
 
 
 def protocol_fn(
-    estimators, grids, pads, num_lambdas, grid_points, batch_size, gbs=None
+    estimators,
+    grids,
+    pads,
+    num_lambdas,
+    grid_points,
+    batch_size,
+    gbs=None,
+    keys=None,
 ):
   """``run(splits, data) -> TrialResult``, not jitted (``sweep`` shards it).
 
-  Arguments are hashable (tuples of items, see ``run_protocol``).
+  Arguments are hashable (tuples of items, see ``static_args``); ``keys``
+  (method -> grid key) marks a padded program, whose grids come with the
+  splits.
   """
   estimators = dict(estimators)
   grids = {name: {k: np.asarray(v) for k, v in g} for name, g in grids}
@@ -371,7 +460,9 @@ def protocol_fn(
 
   def run(splits, data):
     def one(split):
-      return _trial(split, data, estimators, grids, pads, lam_l, grid_g, gbs)
+      return _trial(
+          split, data, estimators, grids, pads, lam_l, grid_g, gbs, keys
+      )
 
     return batching.map_even(one, splits, batch_size)
 

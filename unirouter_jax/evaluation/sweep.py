@@ -43,6 +43,7 @@ from jax.sharding import PartitionSpec as P
 from unirouter_jax.core import batching
 from unirouter_jax.core.structs import RoutingData, Split, TrialResult
 from unirouter_jax.estimators.base import Estimator
+from unirouter_jax.evaluation import padding as padding_lib
 from unirouter_jax.evaluation import protocol
 from unirouter_jax.evaluation.protocol import ProtocolConfig
 
@@ -51,6 +52,16 @@ Array = jax.Array
 TRIALS = 'trials'
 # Trials vmapped together on CPU (see tuned_config).
 CPU_TRIAL_BATCH = 8
+
+# SweepProgram.compile's executables, and how many it compiled.
+_EXECUTABLES: dict = {}
+_MAX_EXECUTABLES = 8
+_COMPILED = [0]
+
+
+def compiled_programs() -> int:
+  """Protocol programs ``SweepProgram.compile`` compiled in this process."""
+  return _COMPILED[0]
 
 
 def tuned_config(config: ProtocolConfig, backend: str | None = None):
@@ -132,18 +143,35 @@ class SweepProgram:
   splits: Split
   data: RoutingData
   num_trials: int
+  grids: Mapping[str, Mapping[str, np.ndarray]] | None = None
 
   def __call__(self) -> TrialResult:
     out = self.fn(self.splits, self.data)
+    if self.grids is not None:  # a padded program
+      out = padding_lib.unpad(out, self.grids)
     if self.splits.train_idx.shape[0] == self.num_trials:
       return out
     return jax.tree.map(lambda x: x[: self.num_trials], out)
 
   def compile(self) -> SweepProgram:
     """This program compiled ahead of time (``fn`` is then the executable;
-    it runs any splits of the same shapes, e.g. the next chunk's)."""
-    compiled = self.fn.lower(self.splits, self.data).compile()
-    return dataclasses.replace(self, fn=compiled)
+    it runs any splits of the same shapes, e.g. the next chunk's).
+
+    Executables are kept per jitted function and input shapes for the
+    process: a later run of the same program (the next N_val of a padded
+    validation-size study, another dataset of the same shapes) compiles
+    nothing; ``compiled_programs()`` counts them.
+    """
+    avals = jax.tree.map(
+        lambda x: (x.shape, str(x.dtype), x.sharding), (self.splits, self.data)
+    )
+    key = (self.fn, jax.tree.structure(avals), tuple(jax.tree.leaves(avals)))
+    if key not in _EXECUTABLES:
+      if len(_EXECUTABLES) >= _MAX_EXECUTABLES:
+        _EXECUTABLES.pop(next(iter(_EXECUTABLES)))
+      _EXECUTABLES[key] = self.fn.lower(self.splits, self.data).compile()
+      _COMPILED[0] += 1
+    return dataclasses.replace(self, fn=_EXECUTABLES[key])
 
   def with_executable(self, other: SweepProgram) -> SweepProgram:
     """These inputs with ``other``'s compiled ``fn`` (same shapes)."""
@@ -181,6 +209,7 @@ def prepare_sweep(
   if splits is None:
     splits = protocol.make_splits(key, data.num_prompts, data.num_llms, config)
   num_trials = splits.train_idx.shape[0]
+  splits = protocol.padded_splits(splits, grids, config)
   num_dev = mesh.devices.size
   padded = batching.pad_rows(splits, num_dev)
   per_dev = padded.train_idx.shape[0] // num_dev
@@ -195,6 +224,7 @@ def prepare_sweep(
       splits=place(padded, NamedSharding(mesh, P(TRIALS))),
       data=place(data, NamedSharding(mesh, P())),
       num_trials=num_trials,
+      grids=None if config.padding is None else grids,
   )
 
 

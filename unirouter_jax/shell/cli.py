@@ -2,7 +2,7 @@
 
   unirouter evaluate --data PATH_OR_BUNDLED_NAME [--format F] \
       [--embeddings E.npy] [--methods M ...] [--trials N] \
-      [--test_llm_fraction F] [--val_fraction F] [--seed S] --out DIR
+      [--test-llm-fraction F] [--val-fraction F] [--seed S] --out DIR
 
 ``evaluate`` runs the held-out-LLM protocol of the paper (method.md
 section 3) on a bundled dataset or the user's data (the wide or long CSV of
@@ -14,11 +14,15 @@ gives a ``.npy`` with one row per prompt, in file order.
 
 Bad input (unknown method, missing file, malformed CSV, ``--trials 0``)
 prints one line, ``unirouter: error: ...``, and exits with status 2.
+
+Flags are kebab-case (``--test-llm-fraction``); the snake-case spellings of
+earlier releases (``--test_llm_fraction``) are still accepted.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -34,8 +38,39 @@ class _Parser(argparse.ArgumentParser):
     _fail(message)
 
 
+def kebab_flags(argv: Sequence[str]) -> list[str]:
+  """``--snake_case`` flags (earlier spellings) as ``--kebab-case``."""
+  out = []
+  for arg in argv:
+    if arg.startswith('--') and arg != '--':
+      name, eq, value = arg.partition('=')
+      arg = name.replace('_', '-') + eq + value
+    out.append(arg)
+  return out
+
+
+# Settings that errors from the library name as Python identifiers, and
+# the flags a user typed for them.
+_FLAG_OF = {
+    'test_llm_fraction': '--test-llm-fraction',
+    'val_fraction': '--val-fraction',
+    'train_fraction': '--train-fraction',
+    'num_trials': '--trials',
+    'trial_batch_size': '--trial-batch-size',
+    'chunk_size': '--chunk-size',
+    'max_prompts': '--max-prompts',
+    'epochs_scale': '--epochs-scale',
+}
+_IDENT = re.compile(r'(?<![-\w])(' + '|'.join(_FLAG_OF) + r')\b')
+
+
+def as_flags(message: str) -> str:
+  """``message`` with the library's setting names as the CLI's flags."""
+  return _IDENT.sub(lambda m: _FLAG_OF[m.group(1)], message)
+
+
 def _fail(message) -> None:
-  line = ' '.join(str(message).split())
+  line = ' '.join(as_flags(str(message)).split())
   print(f'{PROG}: error: {line}', file=sys.stderr)
   sys.exit(2)
 
@@ -89,6 +124,26 @@ def _methods(values: Sequence[str]) -> tuple[str, ...]:
           'or module:function of your own estimator'
       )
   return names
+
+
+def _default_methods(pool: str) -> tuple[str, ...]:
+  """The default methods; without training LLMs, those that need none."""
+  from unirouter_jax.estimators import builtin  # noqa: PLC0415 (JAX)
+  from unirouter_jax.shell import defaults  # noqa: PLC0415
+
+  every = builtin.builtin_estimators()
+  names = defaults.DEFAULT_METHODS
+  if pool != 'unseen':
+    return names
+  kept = tuple(n for n in names if not every[n].needs_training_llms)
+  dropped = [n for n in names if n not in kept]
+  if dropped:
+    print(
+        f'{PROG}: --pool unseen: leaving out {", ".join(dropped)} (needs '
+        'training LLMs)',
+        file=sys.stderr,
+    )
+  return kept
 
 
 def _check_csv_header(path: str) -> None:
@@ -145,15 +200,17 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--cache_dir', default=None, help='encoder cache (default: its own)'
+      '--cache-dir', default=None, help='encoder cache (default: its own)'
   )
   p.add_argument(
       '--methods',
       nargs='+',
-      default=list(defaults.DEFAULT_METHODS),
+      default=None,
       help=(
-          'methods, space or comma separated (default: %(default)s); the '
-          'per-prompt Oracle and single LLMs are always reported'
+          'methods, space or comma separated (default: '
+          f'{" ".join(defaults.DEFAULT_METHODS)}; with --pool unseen, those '
+          'that need no training LLMs); the per-prompt Oracle and single '
+          'LLMs are always reported'
       ),
   )
   p.add_argument(
@@ -172,7 +229,7 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--test_llm_fraction',
+      '--test-llm-fraction',
       type=_fraction,
       default=None,
       help=(
@@ -181,7 +238,7 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--val_fraction',
+      '--val-fraction',
       type=_fraction,
       default=None,
       help=(
@@ -190,26 +247,61 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--train_fraction',
+      '--train-fraction',
       type=_fraction,
       default=None,
       help='share of prompts that fit the prompt side (default 0.6)',
   )
+  p.add_argument(
+      '--dedup',
+      action='store_true',
+      default=None,
+      help=(
+          'merge prompts of identical text (default: user files keep every '
+          'row; the bundled sets are merged as published); reported in '
+          'summary.json under dedup'
+      ),
+  )
+  p.add_argument(
+      '--pool',
+      choices=('dynamic', 'static', 'unseen'),
+      default='dynamic',
+      help=(
+          'dynamic (default): held-out test LLMs unseen in training; static: '
+          'train pool = test pool = all LLMs (paper Table 2); unseen: every '
+          'LLM unseen, no training LLMs (the Math+Code setting: fixed K, '
+          'K-NN k = sqrt(N_val), no LearnedMap)'
+      ),
+  )
+  p.add_argument(
+      '--kmeans-k',
+      type=_positive_int,
+      nargs='+',
+      default=(),
+      help='K candidates of the cluster routers (default: method.md 2.4)',
+  )
+  p.add_argument(
+      '--knn-k',
+      type=_positive_int,
+      nargs='+',
+      default=(),
+      help='k candidates of K-NN (default: method.md 2.4)',
+  )
   p.add_argument('--seed', type=int, default=0, help='PRNG seed')
   p.add_argument(
-      '--chunk_size',
+      '--chunk-size',
       type=_positive_int,
       default=25,
       help='trials per saved (resumable) chunk',
   )
   p.add_argument(
-      '--max_prompts',
+      '--max-prompts',
       type=int,
       default=0,
       help='> 0: a seeded random subset of the prompts',
   )
   p.add_argument(
-      '--epochs_scale',
+      '--epochs-scale',
       type=float,
       default=1.0,
       help='multiplies the epochs of the trained methods',
@@ -224,7 +316,7 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--cpu_devices',
+      '--cpu-devices',
       type=_nonnegative_int,
       default=0,
       help=(
@@ -233,20 +325,20 @@ def _add_evaluate(subparsers) -> None:
       ),
   )
   p.add_argument(
-      '--trial_batch_size',
+      '--trial-batch-size',
       type=_positive_int,
       default=None,
       help="trials vmapped together per device (default: the backend's)",
   )
   p.add_argument(
-      '--compile_cache',
+      '--compile-cache',
       default=None,
       help=(
           'folder of the persistent XLA compilation cache, or none (default: '
           '$JAX_COMPILATION_CACHE_DIR, else ~/.cache/unirouter_jax/xla)'
       ),
   )
-  p.add_argument('--no_plots', action='store_true', help='skip the PNGs')
+  p.add_argument('--no-plots', action='store_true', help='skip the PNGs')
   p.add_argument('--quiet', action='store_true', help='no progress bar')
   p.add_argument('--out', required=True, help='output directory')
   p.set_defaults(func=_evaluate)
@@ -294,6 +386,11 @@ def _evaluate(args) -> int:
     value = getattr(args, name)
     return defaults[name] if value is None else value
 
+  methods = (
+      _default_methods(args.pool)
+      if args.methods is None
+      else (_methods(args.methods))
+  )
   trials = args.trials
   if args.splits is not None:
     from unirouter_jax.shell import splits_file  # pylint: disable=g-import-not-at-top
@@ -310,12 +407,17 @@ def _evaluate(args) -> int:
       embeddings=args.embeddings,
       encoder_cache_dir=args.cache_dir,
       max_prompts=args.max_prompts,
-      methods=_methods(args.methods),
+      methods=methods,
       num_trials=100 if trials is None else trials,
       splits=args.splits,
       test_llm_fraction=pick('test_llm_fraction'),
       train_fraction=pick('train_fraction'),
       val_fraction=pick('val_fraction'),
+      dedup=args.dedup,
+      static_pool=args.pool == 'static',
+      no_training_llms=args.pool == 'unseen',
+      kmeans_k=tuple(args.kmeans_k),
+      knn_k=tuple(args.knn_k),
       chunk_size=args.chunk_size,
       seed=args.seed,
       epochs_scale=args.epochs_scale,
@@ -364,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   """Console entry point; returns the exit status (2 on bad input)."""
   parser = build_parser()
-  args = parser.parse_args(argv)
+  args = parser.parse_args(kebab_flags(sys.argv[1:] if argv is None else argv))
   try:
     return args.func(args) or 0
   except (ValueError, FileNotFoundError) as e:  # DataError is a ValueError

@@ -6,7 +6,7 @@ shapes) loads the compiled programs instead. The CLI and
 ``experiments/reproduce.py`` turn it on by default, in this order of
 precedence:
 
-1. ``--compile_cache DIR`` (``none`` turns it off);
+1. ``--compile-cache DIR`` (``none`` turns it off);
 2. ``JAX_COMPILATION_CACHE_DIR`` (JAX's own variable), left as it is;
 3. ``$XDG_CACHE_HOME/unirouter_jax/xla`` (``~/.cache/unirouter_jax/xla``).
 
@@ -38,7 +38,7 @@ def enable(path: str | None = None) -> str | None:
       ``JAX_COMPILATION_CACHE_DIR`` else :func:`default_dir`.
 
   Raises:
-    ValueError: naming ``--compile_cache`` if the folder cannot be made.
+    ValueError: naming ``--compile-cache`` if the folder cannot be made.
   """
   if path is not None and path.strip().lower() in OFF:
     jax.config.update('jax_enable_compilation_cache', False)
@@ -49,7 +49,7 @@ def enable(path: str | None = None) -> str | None:
     pathlib.Path(path).mkdir(parents=True, exist_ok=True)
   except OSError as e:
     raise ValueError(
-        f'--compile_cache {path}: cannot make the folder ({e})'
+        f'--compile-cache {path}: cannot make the folder ({e})'
     ) from None
   jax.config.update('jax_enable_compilation_cache', True)
   jax.config.update('jax_compilation_cache_dir', str(path))

@@ -10,7 +10,7 @@ per-trial results (to 1e-6, ``tests/shell/test_devices.py``).
 
 So ``unirouter evaluate`` and ``experiments/reproduce.py`` split the CPU
 into one device per core they may use (at most :data:`MAX_AUTO`), unless
-the user has chosen: ``--cpu_devices N`` (``1``: the old single device),
+the user has chosen: ``--cpu-devices N`` (``1``: the old single device),
 ``JAX_NUM_CPU_DEVICES`` / ``jax_num_cpu_devices``, or
 ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``. It must happen
 before JAX starts its backends; with a GPU or TPU the CPU devices are not
@@ -25,7 +25,7 @@ import jax
 
 # Auto mode uses at most this many CPU devices (measured on 2 cores only).
 MAX_AUTO = 8
-FLAG = '--cpu_devices'
+FLAG = '--cpu-devices'
 
 
 def cores() -> int:
@@ -59,7 +59,7 @@ def split_cpu(count: int = 0) -> int | None:
     The count set, or None when left as it was.
 
   Raises:
-    ValueError: naming ``--cpu_devices`` for a negative count, or a count
+    ValueError: naming ``--cpu-devices`` for a negative count, or a count
       asked for after JAX's backends started with another.
   """
   if count < 0:

@@ -27,6 +27,8 @@ ROW_ORDER = (
     'uniroute_soft_kmeans',
     'uniroute_learned_map',
     'uniroute_learned_map_train_psi',
+    'mlp_retrained',
+    'matfac_retrained',
     'mlp_oracle',
     'matfac_oracle',
     'oracle',
@@ -38,6 +40,8 @@ LABELS = {
     'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
     'uniroute_learned_map': 'UniRoute (LearnedMap)',
     'uniroute_learned_map_train_psi': 'UniRoute (LearnedMap, train psi)',
+    'mlp_retrained': 'MLP (retrained on probe set)',
+    'matfac_retrained': 'MatFac (retrained on probe set)',
     'mlp_oracle': 'MLP (clairvoyant)',
     'matfac_oracle': 'MatFac (clairvoyant)',
     'oracle': 'Oracle (per prompt)',
@@ -53,8 +57,8 @@ def psi_similarity(data: RoutingData, k: int, seed: int = 0):
   its labels. Returns ``(cos_mm, corr_mm, order_m)``: the cosine similarity
   of the raw ``psi`` columns, that of the columns centred on each LLM's
   mean (its error profile across clusters, free of overall accuracy), and
-  an order of the LLMs by the first principal component of the centred
-  columns (related LLMs end up next to each other).
+  the leaf order of a hierarchical clustering of the centred similarity
+  (see :func:`similarity_order`: related LLMs end up next to each other).
   """
   n = data.num_prompts
   k = int(min(k, n))
@@ -72,14 +76,51 @@ def psi_similarity(data: RoutingData, k: int, seed: int = 0):
     return x.T @ x
 
   centred = psi_km - psi_km.mean(0, keepdims=True)
-  if centred.shape[1] > 1 and np.any(centred):
-    # First principal component over LLMs (rows = LLMs as samples).
-    x = centred.T - centred.T.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    order = np.argsort(x @ vt[0], kind='stable')
-  else:
-    order = np.arange(psi_km.shape[1])
-  return cos(psi_km), cos(centred), order
+  corr = cos(centred)
+  return cos(psi_km), corr, similarity_order(corr)
+
+
+ORDER_NOTE = (
+    'LLMs ordered by average-linkage clustering of centred psi'
+    ' (distance 1 - cosine, optimal leaf order)'
+)
+
+
+def similarity_order(sim_mm: np.ndarray) -> np.ndarray:
+  """Leaf order of an average-linkage clustering of a similarity matrix.
+
+  The distance is ``1 - sim`` (symmetrised, clipped to ``[0, 2]``, zero
+  diagonal; non-finite entries count as unrelated, distance 1); the leaves
+  are put in optimal order (adjacent leaves as similar as possible), so a
+  block of mutually similar LLMs is contiguous and the blocks' order
+  follows their similarity.
+
+  Args:
+    sim_mm: ``[m, m]`` similarity, e.g. cosine in ``[-1, 1]``.
+
+  Returns:
+    ``[m]`` int permutation of ``range(m)``.
+  """
+  sim = np.asarray(sim_mm, np.float64)
+  if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+    raise ValueError(
+        f'sim_mm: expected a square [m, m] matrix, got {sim.shape}'
+    )
+  m = sim.shape[0]
+  if m < 3:
+    return np.arange(m)
+  # scipy comes with jax; imported here so that importing the report
+  # module (and the CLI) stays cheap.
+  from scipy.cluster import hierarchy  # pylint: disable=g-import-not-at-top
+  from scipy.spatial import distance  # pylint: disable=g-import-not-at-top
+
+  dist = np.where(np.isfinite(sim), 1.0 - sim, 1.0)
+  dist = np.clip(0.5 * (dist + dist.T), 0.0, 2.0)
+  np.fill_diagonal(dist, 0.0)
+  condensed = distance.squareform(dist, checks=False)
+  tree = hierarchy.linkage(condensed, method='average')
+  tree = hierarchy.optimal_leaf_ordering(tree, condensed)
+  return np.asarray(hierarchy.leaves_list(tree), np.int64)
 
 
 def build_summary(

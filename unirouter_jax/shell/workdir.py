@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,8 @@ class RunSpec:
       random ones; ``protocol.num_trials`` must equal their number).
     devices: how many devices the trials are sharded over (0: all, every
       host's under ``jax.distributed``).
+    dedup: merge prompts of identical text (None: the data's default:
+      bundled sets merged, user files keep every row; ``data.load``).
   """
 
   data: str
@@ -91,6 +94,7 @@ class RunSpec:
   heatmap_k: int = 0
   splits: str | None = None
   devices: int = 0
+  dedup: bool | None = None
 
   def __post_init__(self):
     if not self.methods:
@@ -155,7 +159,11 @@ def check_config(workdir: pathlib.Path, spec: RunSpec) -> bool:
   path = workdir / 'config.json'
   if not path.exists():
     return False
-  old, new = json.loads(path.read_text()), spec.to_json()
+  old = json.loads(path.read_text())
+  new = json.loads(json.dumps(spec.to_json()))
+  for d in (old, new):  # padding changes float rounding only
+    if isinstance(d.get('protocol'), dict):
+      d['protocol'].pop('padding', None)
   diff = sorted(
       k
       for k in set(old) | set(new)
@@ -180,7 +188,7 @@ def load_routing_data(spec: RunSpec):
 
   ``note`` says where the embeddings came from.
   """
-  ds = data_lib.load(spec.data, format=spec.format)
+  ds = data_lib.load(spec.data, format=spec.format, dedup=spec.dedup)
   if spec.embeddings:
     emb = data_lib.load_embeddings_npy(spec.embeddings, ds)
     note = f'from {spec.embeddings}'
@@ -308,10 +316,14 @@ def run_trials(
       if program is None:
         bar.set_postfix_str('compiling')
         t = time.perf_counter()
+        before = sweep.compiled_programs()
         program = prog.compile()
         timing['compile_s'] += time.perf_counter() - t
+        reused = sweep.compiled_programs() == before
         log(
-            f'{desc or "trials"}: compiled in {timing["compile_s"]:.1f} s '
+            f'{desc or "trials"}: '
+            + ('reused the compiled program' if reused else 'compiled')
+            + f' in {timing["compile_s"]:.1f} s '
             f'({mesh.devices.size} {jax.default_backend()} device(s))'
         )
         bar.set_postfix_str('')
@@ -346,22 +358,39 @@ def run(
     plots: bool = True,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
-  """Runs or resumes ``spec`` in ``workdir``; returns the summary dict."""
+  """Runs or resumes ``spec`` in ``workdir``; returns the summary dict.
+
+  Inputs are validated before anything is written; a run that fails
+  before saving a chunk removes the ``workdir`` it made (an existing one
+  is left as it was, apart from files it rewrote).
+  """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  # The outermost folder this run would make (None: workdir exists).
+  made = None
+  for folder in (workdir, *workdir.absolute().parents):
+    if folder.exists():
+      break
+    made = folder
+  try:
+    return _run(spec, workdir, progress=progress, plots=plots, log=log)
+  except BaseException:
+    if (
+        made is not None
+        and made.is_dir()
+        and not any((workdir / 'chunks').glob('chunk_*.npz'))
+    ):
+      shutil.rmtree(made, ignore_errors=True)
+    raise
+
+
+def _run(spec, workdir, *, progress, plots, log):
   resumed = check_config(workdir, spec)
   t0 = time.time()
   ds, data, note = load_routing_data(spec)
-  chunks.write_json(workdir / 'config.json', spec.to_json())
   estimators = select_estimators(spec)
   cfg = spec.protocol_config()
   grids, _ = protocol.prepare(
       data, estimators, cfg, grid_overrides(spec, estimators)
-  )
-  log(
-      f'{ds.name}: {ds.num_prompts} prompts x {ds.num_llms} LLMs, '
-      f'{spec.num_trials} trials'
-      + (' (resuming)' if resumed else '')
   )
   splits = all_splits(spec, ds, data)
   if splits.train_idx.shape[0] != spec.num_trials:
@@ -369,6 +398,13 @@ def run(
         f'--splits {spec.splits}: {splits.train_idx.shape[0]} trials, but '
         f'--trials is {spec.num_trials}.'
     )
+  log(
+      f'{ds.name}: {ds.num_prompts} prompts x {ds.num_llms} LLMs, '
+      f'{spec.num_trials} trials'
+      + (' (resuming)' if resumed else '')
+  )
+  workdir.mkdir(parents=True, exist_ok=True)
+  chunks.write_json(workdir / 'config.json', spec.to_json())
   chunks.write_json(workdir / 'splits.json', splits_file.to_json(splits, ds))
   timing = {'load_s': time.time() - t0, 'compile_s': 0.0, 'run_s': 0.0}
   result, computed = run_trials(
@@ -389,8 +425,15 @@ def run(
       val_prompts=int(splits.val_idx.shape[1]),
       test_prompts=int(splits.test_idx.shape[1]),
       test_llms=int(np.asarray(splits.test_llm_m[0]).sum()),
+      train_llms=int(np.asarray(splits.train_llm_m[0]).sum()),
   )
   out['splits_file'] = spec.splits or 'splits.json (drawn from the seed)'
+  dedup = ds.provenance.get('dedup', {})
+  out['dedup'] = {
+      k: dedup[k]
+      for k in ('policy', 'rows', 'kept', 'dropped', 'duplicate_text_rows')
+      if k in dedup
+  }
   out['chunks_computed_this_run'] = computed
   out['seconds_this_run'] = round(time.time() - t0, 1)
   out['timing'] = {
