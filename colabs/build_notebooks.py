@@ -182,8 +182,9 @@ print({k: v for k, v in info.items() if k != 'val_area_ks'})
 """),
     md("""
 The cost weight `lam` trades estimated error against cost. Rather than guess
-it, calibrate it: the largest `lam` whose routing keeps 90% of the best single
-LLM's (estimated) quality on the dataset's prompts.
+it, calibrate it: the cheapest routing that keeps 90% of the best single LLM's
+(estimated) quality on the dataset's prompts (`lam` is taken in the middle of
+that routing's range of cost weights, away from float ties).
 """),
     code("""
 calib = calibration.calibrate_lambda(router, emb_nd, target_quality_share=0.9)

@@ -1,6 +1,8 @@
 """Upstream EmbedLLM (HF RZ412/EmbedLLM), from a local folder.
 
-112 LLMs x ~36k prompts; cost = number of parameters (derived from names).
+112 LLMs x ~36k prompts; cost = number of parameters, from the bundled
+sourced table ``datasets/prices/embedllm_params_billion.csv`` (the size in
+the name only as a fallback; an LLM with neither is an error).
 Protocol as the paper: LLMs 2/3 train, 1/3 test; prompts 60/10/30. The data
 is not shipped: pass the folder holding question_order.csv.
 

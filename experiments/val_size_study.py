@@ -17,12 +17,14 @@ seconds per N_val.
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import sys
 
 # The repository root, so that config files can `from configs import ...`.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from absl import (
     app,
     flags,
@@ -30,8 +32,8 @@ from absl import (
 from ml_collections import config_flags
 
 from experiments import reproduce
-from unirouter_jax.evaluation import protocol
-from unirouter_jax.shell import chunks, run_methods
+from unirouter_jax.evaluation import protocol, stats
+from unirouter_jax.shell import chunks, compile_cache, host_devices, run_methods
 from unirouter_jax.shell import workdir as workdir_lib
 
 _Z95 = 1.959963984540054
@@ -77,6 +79,10 @@ def run(config, workdir, *, log=print) -> dict:
         log=log,
     )
     table['n_val'].append(int(out['split']['val_prompts']))
+    if len(spec.methods) >= 2:
+      table.setdefault('paired', []).append(
+          paired_gap(workdir / f'n_val_{n_val}', *spec.methods[:2])
+      )
     table['timing'].append({
         k: out['timing'][k]
         for k in ('compile_s', 'run_s')
@@ -111,10 +117,47 @@ def run(config, workdir, *, log=print) -> dict:
         for k in table['mean']
     ]
     lines.append(f'| {nv} | ' + ' | '.join(cells) + ' |')
+  if table.get('paired'):
+    first, second = spec.methods[:2]
+    lines += [
+        '',
+        f'Paired per trial, {first} minus {second}:',
+        '',
+        '| N_val | gap ± 2 s.e. | W/L | sign test p |',
+        '|---|---|---|---|',
+    ]
+    for nv, g in zip(table['n_val'], table['paired'], strict=True):
+      lines.append(
+          f'| {nv} | {g["gap"]:+.4f} ± {2 * g["se"]:.4f} | '
+          f'{g["wins"]}/{g["losses"]} | {g["p"]:.2g} |'
+      )
   text = '\n'.join(lines)
   chunks.atomic_write(workdir / 'val_size.md', lambda f: f.write(text))
   log('\n' + text + f'\n\nPlot: {workdir / "val_size.png"}')
   return table
+
+
+def paired_gap(run_dir, first: str, second: str) -> dict:
+  """Per-trial Area of ``first`` minus ``second`` in one run's
+  ``metrics.jsonl``: mean, standard error, W/L and the sign test."""
+  area = {first: {}, second: {}}
+  with open(pathlib.Path(run_dir) / 'metrics.jsonl') as f:
+    for line in f:
+      rec = json.loads(line)
+      if rec['method'] in area:
+        area[rec['method']][rec['trial']] = rec['area']
+  trials = sorted(area[first])
+  a = np.asarray([area[first][t] for t in trials])
+  b = np.asarray([area[second][t] for t in trials])
+  wins, losses, _, p = stats.sign_test(a, b)
+  d = a - b
+  return {
+      'gap': float(d.mean()),
+      'se': float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0,
+      'wins': wins,
+      'losses': losses,
+      'p': p,
+  }
 
 
 def main(argv):
@@ -122,6 +165,10 @@ def main(argv):
     raise app.UsageError('Too many command-line arguments.')
   if _CONFIG.value is None or _WORKDIR.value is None:
     raise app.UsageError('--config and --workdir are required.')
+  # As experiments/reproduce.py: compiled programs cached across runs, one
+  # CPU device per core (before JAX starts its backends).
+  compile_cache.enable()
+  host_devices.split_cpu(_CONFIG.value.sweep.get('cpu_devices', 0))
   try:
     run(_CONFIG.value, _WORKDIR.value)
   except ValueError as e:

@@ -57,6 +57,22 @@ class BundledTest(parameterized.TestCase):
     self.assertEqual(len(ds.provenance["dedup"]["renamed_duplicate_ids"]), 14)
     self.assertFalse(ds.prompts[0].startswith("['"))
 
+  def test_bundled_sets_merge_repeated_texts(self):
+    # The published numbers were computed on the merged set: a bundled set
+    # keeps merging by default, and says so; dedup=False keeps all rows.
+    ds = data.load("routerbench_subset")
+    dedup = ds.provenance["dedup"]
+    self.assertEqual(dedup["policy"], "merge")
+    self.assertEqual(
+        (dedup["rows"], dedup["duplicate_text_rows"], dedup["dropped"]),
+        (3178, 2, 2),
+    )
+    full = data.load("routerbench_subset", dedup=False)
+    self.assertEqual(full.num_prompts, 3178)
+    self.assertEqual(full.provenance["dedup"]["policy"], "keep")
+    for name in ("llmrouter_dc", "alpacaeval"):
+      self.assertEqual(data.load(name).provenance["dedup"]["policy"], "merge")
+
   def test_llmrouter_dc(self):
     ds = data.load("llmrouter_dc")
     self.assertEqual(ds.provenance["train_test_overlap"], 119)

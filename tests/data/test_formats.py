@@ -26,11 +26,18 @@ class UpstreamFormatsTest(parameterized.TestCase):
     self.assertNotIn("claude-v2|model_response", ds.llm_names)
 
   def test_embedllm(self):
-    ds = data.load(FIX / "embedllm")
+    # openai/gpt-3.5-turbo has no parameter count: an error unless dropped.
+    with self.assertRaisesRegex(data.DataError, "'openai/gpt-3.5-turbo'"):
+      data.load(FIX / "embedllm")
+    with self.assertWarnsRegex(UserWarning, "'openai/gpt-3.5-turbo'"):
+      ds = data.load(FIX / "embedllm", drop_unpriced=True)
     self.assertEqual(ds.num_prompts, 4)
-    # openai/gpt-3.5-turbo has no size in its name: dropped, listed.
     self.assertEqual(ds.provenance["dropped_no_cost"], ["openai/gpt-3.5-turbo"])
+    # Llama-2-13b and Yi-34B from the bundled table, Mistral v0.2 by name.
     np.testing.assert_array_equal(ds.cost_nm[0], [13.0, 7.0, 34.0])
+    self.assertEqual(
+        list(ds.provenance["cost_source"].values()), ["table", "name", "table"]
+    )
     self.assertEqual(ds.cost_unit, "params_billion")
     # Repeated (prompt 1, model 0) rows 0 and 1: the max (1) is kept.
     self.assertEqual(ds.quality_nm[1, 0], 1.0)

@@ -113,6 +113,21 @@ class CheckpointingTest(parameterized.TestCase):
     self.assertEqual(checkpointing.read_manifest(self.ckpt), {'v': 2})
     self.assertEqual(os.listdir(self.root), ['ckpt'])
 
+  def test_a_folder_that_is_not_a_checkpoint_is_never_replaced(self):
+    tree = {'w': jnp.arange(3.0)}
+    os.makedirs(self.ckpt)
+    pathlib.Path(self.ckpt, 'notes.txt').write_text('mine')
+    with self.assertRaisesRegex(
+        ValueError, 'exists and is not a saved checkpoint .*nothing was written'
+    ):
+      checkpointing.save(self.ckpt, tree)
+    self.assertEqual(os.listdir(self.ckpt), ['notes.txt'])
+    self.assertEqual(os.listdir(self.root), ['ckpt'])
+    shutil.rmtree(self.ckpt)
+    os.makedirs(self.ckpt)  # an empty folder is fine
+    checkpointing.save(self.ckpt, tree)
+    self.assertIn('manifest.json', os.listdir(self.ckpt))
+
   def _assert_previous_survives(self):
     restored = checkpointing.restore(self.ckpt, {'w': jnp.zeros(3)})
     np.testing.assert_array_equal(restored['w'], [0.0, 1.0, 2.0])  # exact

@@ -162,6 +162,54 @@ class RouterTest(parameterized.TestCase):
     )
     np.testing.assert_allclose(np.asarray(r.count_km)[:, 3].sum(), 150)
 
+  def test_ties_go_to_the_cheaper_then_the_lower_index(self):
+    # Three copies of llm0's labels: the same psi, so exact ties at lam = 0.
+    labels = list(self.q[:300, 0])
+    r = router_lib.add_llm(self.base, 'dear-copy', 9.0, labels)
+    r = router_lib.add_llm(r, 'cheap-copy', 0.5, labels)
+    r = router_lib.add_llm(r, 'cheap-copy-2', 0.5, labels)
+    out = router_lib.route(r, self.emb[300:], lam=0.0)
+    chosen = set(out.choice_names)
+    self.assertIn('cheap-copy', chosen)  # wherever llm0 is best
+    self.assertEmpty(chosen & {'llm0', 'dear-copy', 'cheap-copy-2'})
+
+  def test_no_llm_left(self):
+    one = router_lib.remove_llm(
+        router_lib.remove_llm(self.base, 'llm0'), 'llm1'
+    )
+    with self.assertRaisesRegex(
+        ValueError,
+        r"^name: cannot remove 'llm2', the router's only LLM \(a router needs "
+        r'at least one; add another LLM first\)\.$',
+    ):
+      router_lib.remove_llm(one, 'llm2')
+    none = one.replace(
+        llm_names=(),
+        cost_m=one.cost_m[:0],
+        psi_km=one.psi_km[:, :0],
+        probe_error_pm=one.probe_error_pm[:, :0],
+        probe_visible_pm=one.probe_visible_pm[:, :0],
+    )
+    msg = (
+        r'^router: a router needs at least one LLM, got none \(add one with '
+        r'`unirouter add-llm`\)\.$'
+    )
+    with self.assertRaisesRegex(ValueError, msg):
+      router_lib.route(none, self.emb[:2], lam=0.0)
+    with self.assertRaisesRegex(
+        ValueError, r'^llm_names: a router needs at least one LLM, got none\.$'
+    ):
+      router_lib.from_clustering(
+          none.clustering,
+          none.probe_emb_pd,
+          np.zeros((300, 0)),
+          np.zeros((300, 0), bool),
+          np.zeros((0,)),
+          (),
+          probe_ids=none.probe_ids,
+          probe_texts=none.probe_texts,
+      )
+
 
 if __name__ == '__main__':
   absltest.main()

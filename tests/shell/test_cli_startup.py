@@ -4,22 +4,27 @@ error as one line with exit status 2, no traceback, nothing written.
 (Start-up time itself is measured by ``benchmarks/cli_startup.py``, not
 asserted here.)"""
 
+import argparse
 import os
 import tempfile
 
 from absl.testing import absltest, parameterized
 
 from tests.shell import subproc
+from unirouter_jax.shell import cli
 
-COMMANDS = (
-    'evaluate',
-    'fit',
-    'probe-set',
-    'add-llm',
-    'remove-llm',
-    'set-cost',
-    'route',
-)
+
+def _commands() -> tuple[str, ...]:
+  """Every subcommand the parser has (new ones are covered unasked)."""
+  parser = cli.build_parser()
+  (sub,) = [
+      a for a in parser._actions  # pylint: disable=protected-access
+      if isinstance(a, argparse._SubParsersAction)  # pylint: disable=protected-access
+  ]  # fmt: skip
+  return tuple(sub.choices)
+
+
+COMMANDS = _commands()
 # Python that runs the CLI and reports whether JAX got imported.
 CODE = (
     'import sys\n'

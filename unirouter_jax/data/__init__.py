@@ -5,7 +5,8 @@ Host-side only (numpy and pandas); this package does not import jax.
 
 from unirouter_jax.data.alpacaeval import load_alpacaeval
 from unirouter_jax.data.byod import load_long, load_wide_csv
-from unirouter_jax.data.dataset import DataError, Dataset, load_embeddings_npy
+from unirouter_jax.data.dataset import DataError, Dataset
+from unirouter_jax.data.embeddings import load_embeddings_npy
 from unirouter_jax.data.embedllm import load_embedllm
 from unirouter_jax.data.llmrouter import load_llmrouter_dc
 from unirouter_jax.data.prices import attach_costs_from_price_table

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from unirouter_jax.data import dataset as dataset_lib
-from unirouter_jax.data import prices
+from unirouter_jax.data import locate, prices
 
 LICENCE = (
     "AlpacaEval (tatsu-lab/alpaca_eval): data CC BY-NC 4.0 "
@@ -82,7 +82,48 @@ def _read_csv(path: pathlib.Path) -> pd.DataFrame:
     raise dataset_lib.DataError(
         "missing column", file=str(path), column="prompt_idx"
     )
+  dup = df["prompt_idx"].duplicated().to_numpy()
+  if dup.any():
+    i = int(np.argmax(dup))
+    raise dataset_lib.DataError(
+        f"duplicate prompt_idx {_plain(df['prompt_idx'].iloc[i])}",
+        column="prompt_idx",
+        **locate.locator(path)(i, "prompt_idx"),
+    )
   return df.set_index("prompt_idx")
+
+
+def _plain(v) -> str:
+  return str(v.item() if isinstance(v, np.generic) else v)
+
+
+def _values(
+    df: pd.DataFrame,
+    col: str,
+    path: pathlib.Path,
+    what: str,
+    bounds: tuple[float, float],
+    allow_zero: bool = False,
+) -> np.ndarray:
+  """Numeric column ``col`` of ``df``; DataError outside ``bounds``.
+
+  ``allow_zero``: 0 is valid too (AlpacaEval 1 judge failures).
+  """
+  lo, hi = bounds
+  where = locate.locator(path)
+  ids = [_plain(x) for x in df.index]
+  vals = dataset_lib.numeric_column(df[col], column=col, where=where, ids=ids)
+  ok = np.isnan(vals) | ((vals >= lo) & (vals <= hi))
+  if allow_zero:
+    ok |= vals == 0
+  if not ok.all():
+    i = int(np.argmax(~ok))
+    raise dataset_lib.DataError(
+        f"{what} {dataset_lib.plain_number(vals[i])} outside [{lo:g}, {hi:g}]",
+        column=col,
+        **dataset_lib.location(where, i, col, ids),
+    )
+  return vals
 
 
 def output_price(llm: str) -> tuple[float, str] | None:
@@ -106,6 +147,7 @@ def load_alpacaeval(
     exclude: tuple[str, ...] = EXCLUDED,
     name: str | None = None,
     provenance: dict | None = None,
+    dedup: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads an AlpacaEval preference matrix as a routing Dataset.
 
@@ -115,6 +157,7 @@ def load_alpacaeval(
     exclude: LLMs to leave out (default: the adversarial entries).
     name: dataset name; default ``alpacaeval`` / ``alpacaeval_v1``.
     provenance: extra provenance entries.
+    dedup: merge prompts with the same text (the bundled copies do).
 
   Returns:
     Dataset with ``[805, m]`` quality, per-LLM ``usd_per_query`` costs.
@@ -133,14 +176,15 @@ def load_alpacaeval(
       )
   pref = _read_csv(pref_path)
   lens = _read_csv(len_path)
-  unknown = pref.index.difference(pdf.index)
-  if len(unknown):
+  unknown = ~pref.index.isin(pdf.index)
+  if unknown.any():
+    i = int(np.argmax(unknown))
     raise dataset_lib.DataError(
-        f"prompt_idx {unknown[0]} not in prompts.csv",
-        file=str(pref_path),
+        f"prompt_idx {_plain(pref.index[i])} not in {prompt_path.name}",
         column="prompt_idx",
+        **locate.locator(pref_path)(i, "prompt_idx"),
     )
-  pref = pref.reindex(pdf.index)
+  pref_raw, pref = pref, pref.reindex(pdf.index)
   llms, costs, cost_src, dropped = [], [], {}, []
   for llm in pref.columns:
     if llm in exclude:
@@ -149,7 +193,9 @@ def load_alpacaeval(
     if price is None or llm not in lens.columns:
       dropped.append(llm)
       continue
-    mean_tokens = float(lens[llm].mean()) / prices.CHARS_PER_TOKEN
+    _values(pref_raw, llm, pref_path, "preference", (1, 2), version == 1)
+    chars = _values(lens, llm, len_path, "length", (0, np.inf))
+    mean_tokens = float(pd.Series(chars).mean()) / prices.CHARS_PER_TOKEN
     llms.append(llm)
     costs.append(mean_tokens * price[0] / 1e6)
     cost_src[llm] = price[1]
@@ -188,4 +234,7 @@ def load_alpacaeval(
       per_prompt_cost=False,
       cost_unit="usd_per_query",
       provenance=prov,
+      dedup=dedup,
+      where=locate.locator(prompt_path),
+      id_field="prompt_idx",
   )

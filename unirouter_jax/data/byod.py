@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from unirouter_jax.data import dataset as dataset_lib
-from unirouter_jax.data import routerbench
+from unirouter_jax.data import locate, routerbench
 
 LONG_COLUMNS = ("prompt_id", "prompt", "model", "quality")
 
@@ -32,20 +32,30 @@ def read_cost_table(
     table: str | pathlib.Path | Mapping[str, float] | None,
 ) -> dict[str, float] | None:
   """Reads a per-LLM cost table (mapping or CSV ``model, cost``)."""
-  if table is None or isinstance(table, Mapping):
-    return (
-        None if table is None else {str(k): float(v) for k, v in table.items()}
-    )
-  path = str(table)
-  df = read_table(pathlib.Path(path))
+  if table is None:
+    return None
+  if isinstance(table, Mapping):
+    out = {}
+    for k, v in table.items():
+      try:
+        out[str(k)] = float(v)
+      except (TypeError, ValueError) as e:
+        raise dataset_lib.DataError(
+            f"cost_table: cost {v!r} of {str(k)!r} is not a number"
+        ) from e
+    return out
+  path = pathlib.Path(table)
+  df = read_table(path)
   for col in ("model", "cost"):
     if col not in df.columns:
-      raise dataset_lib.DataError("missing column", file=path, column=col)
-  cost = pd.to_numeric(df["cost"], errors="coerce").to_numpy(np.float64)
+      raise dataset_lib.DataError("missing column", file=str(path), column=col)
+  where = locate.locator(path)
+  models = df["model"].astype(str).tolist()
+  cost = dataset_lib.numeric_column(df["cost"], column="cost", where=where)
   dataset_lib.check_costs(
-      cost, file=path, column="cost", ids=df["model"].astype(str).tolist()
+      cost, column="cost", where=where, ids=models, id_name="model"
   )
-  return dict(zip(df["model"].astype(str), cost.tolist(), strict=True))
+  return dict(zip(models, cost.tolist(), strict=True))
 
 
 def read_table(path: pathlib.Path) -> pd.DataFrame:
@@ -73,6 +83,7 @@ def load_wide_csv(
     llm_names: Sequence[str] | None = None,
     cost_table: str | pathlib.Path | Mapping[str, float] | None = None,
     cost_unit: str = "usd_per_query",
+    dedup: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads a user's wide (RouterBench-style) CSV; see module docstring.
 
@@ -82,22 +93,27 @@ def load_wide_csv(
     llm_names: quality columns to use; None = all non-reserved columns.
     cost_table: per-LLM costs when there are no ``|total_cost`` columns.
     cost_unit: unit of the costs.
+    dedup: merge rows with the same prompt text (default: keep every row).
 
   Returns:
     Dataset with ``[n, m]`` quality and costs.
   """
   path = pathlib.Path(path)
+  where = locate.locator(path)
   arrays = routerbench.wide_frame_arrays(
       read_table(path),
       str(path),
       llm_names=llm_names,
       cost_table=read_cost_table(cost_table),
+      where=where,
   )
   return dataset_lib.assemble(
       name=name or path.name.split(".")[0],
       source=str(path),
       cost_unit=cost_unit,
       provenance={"format": "wide"},
+      dedup=dedup,
+      where=where,
       **arrays,
   )
 
@@ -127,6 +143,7 @@ def load_long(
     name: str | None = None,
     cost_table: str | pathlib.Path | Mapping[str, float] | None = None,
     cost_unit: str = "usd_per_query",
+    dedup: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads a user's long CSV/JSONL (``prompt_id, prompt, model, quality[,
   cost]``); see module docstring.
@@ -136,6 +153,7 @@ def load_long(
     name: dataset name; default the file stem.
     cost_table: per-LLM costs, used when there is no ``cost`` column.
     cost_unit: unit of the costs.
+    dedup: merge prompt ids with the same text (default: keep them all).
 
   Returns:
     Dataset; prompts in order of first appearance, LLMs likewise.
@@ -146,41 +164,39 @@ def load_long(
   for col in LONG_COLUMNS:
     if col not in df.columns:
       raise dataset_lib.DataError("missing column", file=src, column=col)
+  where = locate.locator(path)
   pid = df["prompt_id"].astype(str)
   model = df["model"].astype(str)
-  quality = pd.to_numeric(df["quality"], errors="coerce").to_numpy(np.float64)
-  bad = np.isnan(quality) & df["quality"].notna().to_numpy()
-  if bad.any():
-    i = int(np.argmax(bad))
-    raise dataset_lib.DataError(
-        f"not a number: {df['quality'].iloc[i]!r}",
-        file=src,
-        column="quality",
-        row=i,
-    )
-  row_ids = [f"{i}" for i in range(df.shape[0])]
+  ids_r = pid.tolist()
+  quality = dataset_lib.numeric_column(
+      df["quality"], column="quality", where=where, ids=ids_r
+  )
   dataset_lib.check_unit_interval(
-      quality, file=src, column="quality", ids=row_ids
+      quality, column="quality", where=where, ids=ids_r
   )
   pair = pid + "\x00" + model
   if pair.duplicated().any():
     i = int(np.argmax(pair.duplicated().to_numpy()))
     raise dataset_lib.DataError(
         f"second label for prompt {pid.iloc[i]!r} and model {model.iloc[i]!r}",
-        file=src,
         column="model",
-        row=i,
+        **where(i, "model"),
     )
   first = ~pid.duplicated()
   texts = df.loc[first, "prompt"]
   clash = ~df[["prompt_id", "prompt"]].astype(str).duplicated() & ~first
   if clash.any():
     i = int(np.argmax(clash.to_numpy()))
+    earlier = where(int(np.argmax((pid == pid.iloc[i]).to_numpy())), "prompt")
+    at = (
+        f"line {earlier['line']}"
+        if "line" in earlier
+        else f"row {earlier['row']}"
+    )
     raise dataset_lib.DataError(
-        f"prompt_id {pid.iloc[i]!r} has two different texts",
-        file=src,
+        f"the prompt text differs from the one on {at}",
         column="prompt",
-        row=i,
+        **dataset_lib.location(where, i, "prompt", ids_r),
     )
   ids = pd.Index(pid[first])
   llms = pd.Index(model[~model.duplicated()])
@@ -190,8 +206,10 @@ def load_long(
   q_nm = pivot_long(pid_r, llm_r, quality, n, m)
   table = read_cost_table(cost_table)
   if "cost" in df.columns:
-    cost = pd.to_numeric(df["cost"], errors="coerce").to_numpy(np.float64)
-    dataset_lib.check_costs(cost, file=src, column="cost", ids=row_ids)
+    cost = dataset_lib.numeric_column(
+        df["cost"], column="cost", where=where, ids=ids_r
+    )
+    dataset_lib.check_costs(cost, column="cost", where=where, ids=ids_r)
     c_nm = pivot_long(pid_r, llm_r, cost, n, m)
     c_nm = dataset_lib.fill_missing_costs(c_nm)
     per_prompt = bool(np.any(c_nm != c_nm[:1]))
@@ -222,4 +240,6 @@ def load_long(
       per_prompt_cost=per_prompt,
       cost_unit=cost_unit,
       provenance={"format": "long"},
+      dedup=dedup,
+      where=locate.locator(path, np.flatnonzero(first.to_numpy())),
   )

@@ -7,12 +7,14 @@ and clean-ups everywhere:
 * labels must lie in ``[0, 1]`` (``NaN`` marks a missing label);
 * every LLM needs at least one label, every cost must be finite and ``>= 0``;
 * duplicate prompt ids fail (or get a ``#k`` suffix when the loader says so);
-* duplicated prompt texts are de-duplicated (first occurrence kept), logged
-  and recorded in ``provenance["dedup"]``;
-* prompts without any label are dropped and recorded.
+* prompts with the same text are kept (the default for user files) or merged
+  into the first copy (``dedup=True``, what the bundled sets use);
+* prompts without any label are dropped;
+* all of it is counted in ``provenance["dedup"]`` and logged.
 
 Failures raise :class:`DataError`, a ``ValueError`` that names the file, the
-column and the first bad row.
+1-based line (as an editor shows it; see :mod:`locate`), the column and the
+prompt id of the first bad value.
 """
 
 from __future__ import annotations
@@ -23,14 +25,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from absl import logging
+
+from unirouter_jax.data import locate
 
 # Where the bundled, gzip-compressed data sets live (package data).
 DATASETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "datasets"
 
 
 class DataError(ValueError):
-  """A data file is malformed; the message names file, column and row."""
+  """A data file is malformed; the message names file, line, column and id.
+
+  ``line`` is 1-based as an editor shows it (a CSV header is line 1);
+  ``row`` is the 1-based record of a file without lines (``.pkl``,
+  ``.parquet``, ``.npy``). The message reads e.g. ``file mine.csv, line 3
+  (prompt id 'p1'), column 'gpt-4': label 1.5 outside [0, 1]``.
+  """
 
   def __init__(
       self,
@@ -38,16 +49,25 @@ class DataError(ValueError):
       *,
       file: str | None = None,
       column: str | None = None,
-      row: int | str | None = None,
+      line: int | None = None,
+      row: int | None = None,
+      prompt_id: str | None = None,
+      id_name: str = "prompt id",
   ):
-    self.file, self.column, self.row = file, column, row
+    self.file, self.column, self.line, self.row = file, column, line, row
+    self.prompt_id = prompt_id
     where = []
     if file is not None:
       where.append(f"file {file}")
+    at = f"line {line}" if line is not None else None
+    at = f"row {row}" if at is None and row is not None else at
+    if prompt_id is not None:
+      ident = f"{id_name} {prompt_id!r}"
+      at = ident if at is None else f"{at} ({ident})"
+    if at is not None:
+      where.append(at)
     if column is not None:
       where.append(f"column {column!r}")
-    if row is not None:
-      where.append(f"row {row}")
     prefix = ", ".join(where)
     super().__init__(f"{prefix}: {message}" if prefix else message)
 
@@ -68,6 +88,10 @@ class Dataset:
     per_prompt_cost: True when ``cost_nm`` really varies per prompt.
     cost_unit: e.g. ``"usd_per_query"`` or ``"params_billion"``.
     provenance: source files, licence, price table, dedup report, notes.
+    source_row_n: ``[n]`` int, the position of each prompt among the
+      ``provenance["dedup"]["rows"]`` prompts of the data file(s) as read
+      (before unlabelled or merged rows were dropped); None when the dataset
+      was not built by a loader. :func:`load_embeddings_npy` uses it.
   """
 
   name: str
@@ -81,6 +105,7 @@ class Dataset:
   per_prompt_cost: bool
   cost_unit: str
   provenance: dict
+  source_row_n: np.ndarray | None = None
 
   @property
   def num_prompts(self) -> int:
@@ -107,6 +132,9 @@ class Dataset:
         quality_nm=self.quality_nm[p][:, q],
         label_mask_nm=self.label_mask_nm[p][:, q],
         cost_nm=self.cost_nm[p][:, q],
+        source_row_n=None
+        if self.source_row_n is None
+        else self.source_row_n[p],
     )
 
   def validate(self) -> Dataset:
@@ -119,6 +147,9 @@ class Dataset:
       arr = getattr(self, field)
       if arr.shape[0] != n:
         raise DataError(f"{field} has {arr.shape[0]} rows, expected {n}")
+    rows = self.source_row_n
+    if rows is not None and rows.shape != (n,):
+      raise DataError(f"source_row_n has shape {rows.shape}, expected ({n},)")
     if self.tasks is not None and self.tasks.shape != (n,):
       raise DataError(f"tasks has shape {self.tasks.shape}, expected ({n},)")
     for field in ("quality_nm", "label_mask_nm", "cost_nm"):
@@ -140,48 +171,112 @@ class Dataset:
     return self
 
 
+def location(
+    where: locate.Where | None,
+    i: int,
+    field: Any = None,
+    ids: Sequence[Any] | None = None,
+    id_name: str = "prompt id",
+) -> dict[str, Any]:
+  """DataError keywords for item ``i``: its file location and its id."""
+  kw = {} if where is None else dict(where(i, field))
+  if ids is not None:
+    kw.update(prompt_id=str(ids[i]), id_name=id_name)
+  return kw
+
+
 def check_unit_interval(
-    values: np.ndarray, *, file: str, column: str, ids: Sequence[Any]
+    values: np.ndarray,
+    *,
+    column: str,
+    where: locate.Where | None,
+    ids: Sequence[Any] | None = None,
+    field: Any = "column",
+    what: str = "label",
+    id_name: str = "prompt id",
 ) -> None:
   """Raises DataError at the first finite value outside [0, 1].
 
   Args:
     values: ``[r]`` float, NaN marks a missing label.
-    file: file name reported in the error.
     column: column name reported in the error.
-    ids: ``[r]`` prompt ids; the error gives the 0-based data row and id.
+    where: locator of item ``i`` (see :mod:`locate`); None = no location.
+    ids: ``[r]`` ids quoted in the error, or None.
+    field: the file column (or JSON key) holding the values, for the line;
+      default ``column``.
+    what: what the values are, for the message.
+    id_name: what the ids are, for the message.
   """
   bad = ~np.isnan(values) & ((values < 0) | (values > 1))
   if bad.any():
     i = int(np.argmax(bad))
+    field = column if field == "column" else field
     raise DataError(
-        f"label {float(values[i]):g} outside [0, 1]",
-        file=file,
+        f"{what} {plain_number(values[i])} outside [0, 1]",
         column=column,
-        row=_row(i, ids),
+        **location(where, i, field, ids, id_name),
     )
 
 
 def check_costs(
-    values: np.ndarray, *, file: str, column: str, ids: Sequence[Any]
+    values: np.ndarray,
+    *,
+    column: str,
+    where: locate.Where | None,
+    ids: Sequence[Any] | None = None,
+    field: Any = "column",
+    id_name: str = "prompt id",
 ) -> None:
-  """Raises DataError at the first missing, infinite or negative cost."""
+  """Raises DataError at the first missing, infinite or negative cost.
+
+  Arguments as for :func:`check_unit_interval`.
+  """
   bad = ~np.isfinite(values) | (values < 0)
   if bad.any():
     i = int(np.argmax(bad))
-    what = (
-        "missing" if np.isnan(values[i]) else f"invalid ({float(values[i]):g})"
-    )
+    field = column if field == "column" else field
     raise DataError(
-        f"cost {what}; costs must be finite and >= 0",
-        file=file,
+        f"cost {_cost_problem(values[i])}; costs must be finite and >= 0",
         column=column,
-        row=_row(i, ids),
+        **location(where, i, field, ids, id_name),
     )
 
 
-def _row(i: int, ids: Sequence[Any]) -> str:
-  return f"{i} (prompt id {ids[i]!r})"
+def _cost_problem(v: float) -> str:
+  return "missing" if np.isnan(v) else f"invalid ({plain_number(v)})"
+
+
+def plain_number(v: Any) -> str:
+  """``1.5``, ``-1``, ``1.0000001``, ``inf``: as typed, no numpy repr."""
+  f = float(v)
+  return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+
+
+def numeric_column(
+    raw: pd.Series,
+    *,
+    column: str,
+    where: locate.Where | None,
+    ids: Sequence[Any] | None = None,
+    field: Any = "column",
+) -> np.ndarray:
+  """``[r]`` float64 of a column, NaN where empty; DataError on non-numbers."""
+  vals = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+  bad = np.isnan(vals) & raw.notna().to_numpy()
+  if bad.any():
+    i = int(np.argmax(bad))
+    field = column if field == "column" else field
+    raise DataError(
+        f"not a number: {_plain(raw.iloc[i])}",
+        column=column,
+        **location(where, i, field, ids, "prompt id"),
+    )
+  return vals
+
+
+def _plain(v: Any) -> str:
+  """A value as the file shows it: strings quoted, no numpy reprs."""
+  return repr(v.item() if isinstance(v, np.generic) else v)
 
 
 def _suffix_duplicates(ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -195,6 +290,18 @@ def _suffix_duplicates(ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if k:
       renamed.append(pid)
   return np.array(out, dtype=object), renamed
+
+
+def _repeated_texts(texts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+  """``[n]`` bool: rows (among ``rows``) whose text an earlier one has."""
+  # A set of the (shared) str objects: no second copy of the text.
+  seen: set[Any] = set()
+  out = np.zeros(texts.shape[0], dtype=bool)
+  for i in np.flatnonzero(rows).tolist():
+    t = texts[i]
+    out[i] = t in seen
+    seen.add(t)
+  return out
 
 
 def assemble(
@@ -211,9 +318,21 @@ def assemble(
     cost_unit: str,
     provenance: dict,
     duplicate_ids: str = "error",
-    dedupe_text: bool = True,
+    dedup: bool = False,
+    where: locate.Where | None = None,
+    id_field: str = "prompt_id",
 ) -> Dataset:
   """Validates raw arrays and builds a :class:`Dataset`.
+
+  Prompts without any label are dropped. Prompts whose text repeats an
+  earlier (labelled) prompt are kept (``dedup=False``, the default for user
+  files) or merged into the first copy (``dedup=True``). Either way
+  ``provenance["dedup"]`` records the counts: ``policy`` (``"keep"`` or
+  ``"merge"``), ``rows`` (prompts read), ``kept``, ``dropped``,
+  ``duplicate_text_rows``, ``dropped_duplicate_text``, ``dropped_unlabeled``,
+  ``duplicate_ids`` (the id policy), ``renamed`` and the id lists
+  ``duplicate_text_ids``, ``dropped_unlabeled_ids``,
+  ``renamed_duplicate_ids``.
 
   Args:
     name: dataset name.
@@ -228,12 +347,16 @@ def assemble(
     cost_unit: unit string.
     provenance: dict merged into the dataset provenance.
     duplicate_ids: ``"error"`` (DataError) or ``"suffix"`` (rename repeats).
-    dedupe_text: drop later copies of a repeated prompt text.
+    dedup: merge prompts with identical text (first occurrence kept).
+    where: locator of prompt ``i`` in its file (:mod:`locate`), for errors.
+    id_field: the file column holding the ids, for errors.
 
   Returns:
-    The validated Dataset.
+    The validated Dataset; ``source_row_n`` maps its prompts to the ``n``
+    given here.
   """
   prov = {"source": source, **provenance}
+  where = where or locate.fixed(file=source)
   ids = np.array([str(x) for x in prompt_ids], dtype=object)
   texts = np.asarray(prompts, dtype=object)
   n, m = ids.shape[0], len(llm_names)
@@ -241,7 +364,6 @@ def assemble(
     raise DataError("no prompts (empty file?)", file=source)
   q = np.asarray(quality_nm, dtype=np.float64).reshape(n, m)
   c = np.asarray(cost_nm, dtype=np.float64)
-  c = np.broadcast_to(c, (n, m)) if c.ndim == 1 else c.reshape(n, m)
   task_arr = None if tasks is None else np.asarray(tasks, dtype=object)
   if len(set(llm_names)) != m:
     dup = next(x for x in llm_names if list(llm_names).count(x) > 1)
@@ -251,28 +373,41 @@ def assemble(
     j = int(np.argmax(empty))
     raise DataError("LLM has no labels", file=source, column=llm_names[j])
   for j, llm in enumerate(llm_names):
-    check_unit_interval(q[:, j], file=source, column=llm, ids=ids)
-    check_costs(c[:, j], file=source, column=f"cost of {llm}", ids=ids)
+    check_unit_interval(q[:, j], column=llm, where=where, ids=ids)
+  if c.ndim == 1:  # one cost per LLM: no row to point at
+    for j, llm in enumerate(llm_names):
+      if not (np.isfinite(c[j]) and c[j] >= 0):
+        raise DataError(
+            f"cost {_cost_problem(c[j])}; costs must be finite and >= 0",
+            file=source,
+            column=llm,
+        )
+    c = np.broadcast_to(c, (n, m))
+  else:
+    c = c.reshape(n, m)
+    for j, llm in enumerate(llm_names):
+      check_costs(
+          c[:, j], column=f"cost of {llm}", where=where, ids=ids, field=None
+      )
 
-  keep = np.ones(n, dtype=bool)
-  dedup: dict[str, Any] = {}
-  unlabeled = np.isnan(q).all(axis=1)
-  if unlabeled.any():
-    keep &= ~unlabeled
-    dedup["dropped_unlabeled_ids"] = ids[unlabeled].tolist()
-  if dedupe_text:
-    # A set of the (shared) str objects: no second copy of the text.
-    seen_text: set[str] = set()
-    dup_rows = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(keep).tolist():
-      t = texts[i]
-      if t in seen_text:
-        dup_rows[i] = True
-      seen_text.add(t)
-    if dup_rows.any():
-      keep &= ~dup_rows
-      dedup["dropped_duplicate_text_ids"] = ids[dup_rows].tolist()
-  orig_row = np.flatnonzero(keep)
+  labelled = ~np.isnan(q).all(axis=1)
+  dup_text = _repeated_texts(texts, labelled)
+  keep = labelled & ~dup_text if dedup else labelled
+  rows_n = np.flatnonzero(keep)
+  report: dict[str, Any] = {
+      "policy": "merge" if dedup else "keep",
+      "rows": n,
+      "kept": int(rows_n.shape[0]),
+      "dropped": int(n - rows_n.shape[0]),
+      "duplicate_text_rows": int(dup_text.sum()),
+      "dropped_duplicate_text": int(dup_text.sum()) if dedup else 0,
+      "dropped_unlabeled": int((~labelled).sum()),
+      "duplicate_ids": duplicate_ids,
+      "renamed": 0,
+      "duplicate_text_ids": ids[dup_text].tolist(),
+      "dropped_unlabeled_ids": ids[~labelled].tolist(),
+      "renamed_duplicate_ids": [],
+  }
   if (~keep).any():
     ids, texts, q, c = ids[keep], texts[keep], q[keep], c[keep]
     task_arr = None if task_arr is None else task_arr[keep]
@@ -283,16 +418,25 @@ def assemble(
         if pid in seen:
           raise DataError(
               f"duplicate prompt id {pid!r}",
-              file=source,
-              column="prompt_id",
-              row=f"{orig_row[i]} (prompt id {pid!r})",
+              column=id_field,
+              **where(int(rows_n[i]), id_field),
           )
         seen.add(pid)
     ids, renamed = _suffix_duplicates(ids)
-    dedup["renamed_duplicate_ids"] = renamed
-  if dedup:
-    logging.info("%s: de-duplication report %s", source, dedup)
-    prov["dedup"] = dedup
+    report.update(renamed=len(renamed), renamed_duplicate_ids=renamed)
+  if report["dropped"] or report["duplicate_text_rows"] or report["renamed"]:
+    logging.info(
+        "%s: %d of %d prompts kept (dedup policy %r; %d rows repeat an "
+        "earlier text, %d unlabelled, %d ids renamed)",
+        source,
+        report["kept"],
+        n,
+        report["policy"],
+        report["duplicate_text_rows"],
+        report["dropped_unlabeled"],
+        report["renamed"],
+    )
+  prov["dedup"] = report
   mask = ~np.isnan(q)
   ds = Dataset(
       name=name,
@@ -306,39 +450,9 @@ def assemble(
       per_prompt_cost=per_prompt_cost,
       cost_unit=cost_unit,
       provenance=prov,
+      source_row_n=rows_n,
   )
   return ds.validate()
-
-
-def load_embeddings_npy(path: str, dataset: Dataset) -> np.ndarray:
-  """Reads a user ``.npy`` of prompt embeddings aligned with ``dataset``.
-
-  Args:
-    path: ``.npy`` file holding a ``[n, d]`` float array, rows in the order
-      of ``dataset.prompt_ids``.
-    dataset: the dataset the rows belong to.
-
-  Returns:
-    ``[n, d]`` float32 embeddings.
-  """
-  try:
-    emb = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise DataError(f"cannot read embeddings: {e}", file=str(path)) from e
-  if emb.ndim != 2:
-    raise DataError(
-        f"expected a [n, d] array, got shape {emb.shape}", file=path
-    )
-  if emb.shape[0] != dataset.num_prompts:
-    raise DataError(
-        f"{emb.shape[0]} embedding rows but dataset {dataset.name!r} has "
-        f"{dataset.num_prompts} prompts",
-        file=str(path),
-    )
-  if not np.isfinite(emb).all():
-    row = int(np.argmax(~np.isfinite(emb).all(axis=1)))
-    raise DataError("non-finite embedding", file=str(path), row=row)
-  return emb.astype(np.float32, copy=False)
 
 
 def fill_missing_costs(cost_nm: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from unirouter_jax.data import dataset as dataset_lib
+from unirouter_jax.data import locate
 
 LITELLM_VERSION = "litellm 1.110.2"
 LITELLM_FILE = (
@@ -55,10 +56,26 @@ def price_table(path: str | None = None) -> dict[str, tuple[float, float]]:
   for col in need:
     if col not in df.columns:
       raise dataset_lib.DataError("missing column", file=path, column=col)
-  df = df[df["mode"].isin(_TEXT_MODES)].dropna(subset=need[2:])
-  names = df["model"].str.lower().tolist()
-  pin = df["usd_per_mtok_input"].to_numpy(float)
-  pout = df["usd_per_mtok_output"].to_numpy(float)
+  where = locate.locator(path)
+  models = df["model"].astype(str).tolist()
+  usd = {}
+  for col in need[2:]:
+    usd[col] = dataset_lib.numeric_column(df[col], column=col, where=where)
+    dataset_lib.check_costs(
+        np.nan_to_num(usd[col], nan=0.0),  # a missing price: LLM unpriced
+        column=col,
+        where=where,
+        ids=models,
+        id_name="model",
+    )
+  rows = (
+      df["mode"].isin(_TEXT_MODES).to_numpy()
+      & ~np.isnan(usd[need[2]])
+      & ~np.isnan(usd[need[3]])
+  )
+  names = df["model"][rows].str.lower().tolist()
+  pin = usd[need[2]][rows]
+  pout = usd[need[3]][rows]
   table: dict[str, tuple[float, float]] = {}
   for name, a, b in zip(names, pin, pout, strict=True):
     table.setdefault(name, (float(a), float(b)))

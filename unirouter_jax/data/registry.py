@@ -3,6 +3,11 @@
 Bundled sets (gzip-compressed under ``unirouter_jax/datasets/``):
 ``routerbench_subset`` (RouterBench 0-shot: ARC-Challenge, MBPP, Winogrande),
 ``llmrouter_dc``, ``alpacaeval`` (AlpacaEval 2) and ``alpacaeval_v1``.
+
+Duplicate prompt texts: a bundled set merges them into the first copy (as
+its published numbers were computed: ``routerbench_subset`` has 3,176 prompts
+from 3,178 rows); a file or folder given by path keeps every row unless
+``dedup=True``. Either way ``ds.provenance["dedup"]`` records the counts.
 """
 
 from __future__ import annotations
@@ -99,8 +104,11 @@ def infer_format(path: pathlib.Path) -> str | None:
 
 
 def load(
-    name_or_path: str | pathlib.Path, format: str | None = None, **kw: Any
-) -> dataset_lib.Dataset:  # pylint: disable=redefined-builtin
+    name_or_path: str | pathlib.Path,
+    format: str | None = None,  # pylint: disable=redefined-builtin
+    dedup: bool | None = None,
+    **kw: Any,
+) -> dataset_lib.Dataset:
   """Loads a bundled set by name, or a file/folder by path.
 
   Args:
@@ -112,6 +120,9 @@ def load(
       ``.csv``/``.jsonl`` with a ``model`` column -> long; a ``.csv`` with a
       ``prompt`` column and no ``model`` column -> wide.
     format: force a format, one of :data:`FORMATS`.
+    dedup: merge prompts with identical text into the first copy (True) or
+      keep every row (False). None: True for a bundled set (its published
+      numbers), False for a file or folder given by path.
     **kw: passed to the loader.
 
   Returns:
@@ -119,7 +130,7 @@ def load(
   """
   key = str(name_or_path)
   if format is None and key in _LOADERS:
-    return _LOADERS[key](**kw)
+    return _LOADERS[key](dedup=True if dedup is None else bool(dedup), **kw)
   path = pathlib.Path(key)
   if format is not None and format not in FORMATS:
     raise dataset_lib.DataError(
@@ -136,4 +147,4 @@ def load(
         f"cannot infer the format; pass format= one of {sorted(FORMATS)}",
         file=key,
     )
-  return FORMATS[fmt](path, **kw)
+  return FORMATS[fmt](path, dedup=bool(dedup), **kw)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from unirouter_jax.data import dataset as dataset_lib
+from unirouter_jax.data import locate
 
 COST_SUFFIX = "|total_cost"
 RESERVED = ("sample_id", "prompt_id", "prompt", "eval_name", "task")
@@ -44,19 +45,6 @@ def flatten_prompt(x: Any) -> str:
   return s
 
 
-def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
-  """Column as float64, NaN where empty; DataError on non-numbers."""
-  raw = df[col]
-  vals = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
-  bad = np.isnan(vals) & raw.notna().to_numpy()
-  if bad.any():
-    i = int(np.argmax(bad))
-    raise dataset_lib.DataError(
-        f"not a number: {raw.iloc[i]!r}", file=source, column=col, row=i
-    )
-  return vals
-
-
 def wide_frame_arrays(
     df: pd.DataFrame,
     source: str,
@@ -64,6 +52,7 @@ def wide_frame_arrays(
     llm_names: Sequence[str] | None = None,
     cost_table: Mapping[str, float] | None = None,
     parse_list_prompts: bool = False,
+    where: locate.Where | None = None,
 ) -> dict[str, Any]:
   """Parses a wide DataFrame into raw arrays for :func:`dataset.assemble`.
 
@@ -75,12 +64,15 @@ def wide_frame_arrays(
       ``|`` in its name.
     cost_table: per-LLM cost used when the ``|total_cost`` columns are absent.
     parse_list_prompts: flatten Python-list prompts (RouterBench).
+    where: locator of row ``i`` in the file; default from ``source``.
 
   Returns:
     Dict with ``prompt_ids [n]``, ``prompts [n]``, ``tasks [n] | None``,
     ``llm_names [m]``, ``quality_nm [n, m]`` (NaN = missing), ``cost_nm``
-    (``[n, m]`` or ``[m]``) and ``per_prompt_cost``.
+    (``[n, m]`` or ``[m]``), ``per_prompt_cost`` and ``id_field`` (the id
+    column).
   """
+  where = where or locate.locator(source)
   if df.shape[0] == 0:
     raise dataset_lib.DataError("no rows (empty file)", file=source)
   if "prompt" not in df.columns:
@@ -101,6 +93,8 @@ def wide_frame_arrays(
       if id_col
       else [str(i) for i in range(df.shape[0])]
   )
+  # Ids made up from row numbers would only confuse next to a line number.
+  quoted = ids if id_col else None
   task_col = next((c for c in ("eval_name", "task") if c in cols), None)
   tasks = df[task_col].astype(str).tolist() if task_col else None
   raw_prompts = df["prompt"].tolist()
@@ -110,21 +104,34 @@ def wide_frame_arrays(
       if not isinstance(p, (str, list, tuple))
   ]
   if missing_text:
+    i = missing_text[0]
     raise dataset_lib.DataError(
-        "missing prompt text", file=source, column="prompt", row=missing_text[0]
+        "missing prompt text",
+        column="prompt",
+        **dataset_lib.location(where, i, "prompt", quoted),
     )
   prompts = (
       [flatten_prompt(p) for p in raw_prompts]
       if parse_list_prompts
       else raw_prompts
   )
-  quality = np.stack([_numeric(df, c, source) for c in llm_names], axis=1)
+
+  def numeric(col):
+    return dataset_lib.numeric_column(
+        df[col], column=col, where=where, ids=quoted
+    )
+
+  quality = np.stack([numeric(c) for c in llm_names], axis=1)
+  for j, c in enumerate(llm_names):
+    dataset_lib.check_unit_interval(
+        quality[:, j], column=c, where=where, ids=quoted
+    )
   cost_cols = [c + COST_SUFFIX for c in llm_names]
   have = [c in df.columns for c in cost_cols]
   if all(have):
-    cost = np.stack([_numeric(df, c, source) for c in cost_cols], axis=1)
+    cost = np.stack([numeric(c) for c in cost_cols], axis=1)
     for j, c in enumerate(cost_cols):
-      dataset_lib.check_costs(cost[:, j], file=source, column=c, ids=ids)
+      dataset_lib.check_costs(cost[:, j], column=c, where=where, ids=quoted)
     per_prompt = True
   elif any(have) and cost_table is None:
     col = cost_cols[have.index(False)]
@@ -151,6 +158,7 @@ def wide_frame_arrays(
       quality_nm=quality,
       cost_nm=cost,
       per_prompt_cost=per_prompt,
+      id_field=id_col or "prompt_id",
   )
 
 
@@ -172,6 +180,7 @@ def load_routerbench(
     name: str | None = None,
     llm_names: Sequence[str] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    dedup: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads RouterBench pickles/CSVs (or a folder of them) into one Dataset.
 
@@ -181,6 +190,7 @@ def load_routerbench(
     name: dataset name; defaults to the file or folder stem.
     llm_names: LLM columns to keep; None = all.
     provenance: extra provenance entries (e.g. licence of a bundled copy).
+    dedup: merge prompts with the same text (the bundled subset does).
 
   Returns:
     Dataset with per-prompt realised USD costs (``per_prompt_cost=True``),
@@ -200,13 +210,18 @@ def load_routerbench(
   else:
     files = [pathlib.Path(p) for p in path]
     root = files[0].parent
-  parts = []
+  parts, wheres = [], []
   for f in files:
     if not f.exists():
       raise dataset_lib.DataError("file not found", file=str(f))
+    wheres.append(locate.locator(f))
     parts.append(
         wide_frame_arrays(
-            _read_frame(f), str(f), llm_names=llm_names, parse_list_prompts=True
+            _read_frame(f),
+            str(f),
+            llm_names=llm_names,
+            parse_list_prompts=True,
+            where=wheres[-1],
         )
     )
   llms = parts[0]["llm_names"]
@@ -241,4 +256,7 @@ def load_routerbench(
       cost_unit="usd_per_query",
       provenance=prov,
       duplicate_ids="suffix",
+      dedup=dedup,
+      where=locate.concat(wheres, [len(p["prompt_ids"]) for p in parts]),
+      id_field=parts[0]["id_field"],
   )

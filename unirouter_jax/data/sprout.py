@@ -22,17 +22,21 @@ A missing record costs the LLM's mean cost.
 
 from __future__ import annotations
 
+import functools
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from unirouter_jax.data import dataset as dataset_lib
+from unirouter_jax.data import locate
 from unirouter_jax.data import prices as prices_lib
 
 META = ("key", "dataset", "dataset_level", "dataset_idx", "prompt",
         "golden_answer")  # fmt: skip
+RECORD = ("score", "num_input_tokens", "num_output_tokens")
 LICENCE = "SPROUT (CARROT-LLM-Routing/SPROUT): no licence file upstream"
 
 
@@ -66,7 +70,34 @@ def _read(path: pathlib.Path) -> pd.DataFrame:
       ) from e
   if path.stat().st_size == 0:
     raise dataset_lib.DataError("empty file", file=str(path))
-  return pd.read_json(path, lines=True, dtype=False)
+  try:
+    return pd.read_json(path, lines=True, dtype=False)
+  except ValueError as e:
+    raise dataset_lib.DataError(f"cannot parse: {e}", file=str(path)) from e
+
+
+def _record(
+    rec: Any, llm: str, at: Callable[[], dict]
+) -> tuple[float, float, float] | None:
+  """(score, input tokens, output tokens) of one record; None if missing.
+
+  ``at()`` gives the record's location for an error (only then computed).
+  """
+  if not isinstance(rec, Mapping) or rec.get("score") is None:
+    return None
+  absent = [k for k in RECORD if k not in rec]
+  if absent:
+    raise dataset_lib.DataError(
+        f"record has no {absent[0]!r}; expected {', '.join(RECORD)}",
+        column=llm,
+        **at(),
+    )
+  try:
+    return tuple(float(rec[k]) for k in RECORD)
+  except (TypeError, ValueError) as e:
+    raise dataset_lib.DataError(
+        f"record holds a non-number: {e}", column=llm, **at()
+    ) from e
 
 
 def load_sprout(
@@ -74,6 +105,7 @@ def load_sprout(
     *,
     name: str = "sprout",
     prices: Mapping[str, tuple[float, float]] | None = None,
+    dedup: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads SPROUT split files into one Dataset.
 
@@ -81,6 +113,7 @@ def load_sprout(
     path: a split file or a folder of them (see module docstring).
     name: dataset name.
     prices: ``{llm: (usd_in, usd_out)}`` per Mtok; default the SPROUT list.
+    dedup: merge prompts with the same text (default: keep them all).
 
   Returns:
     Dataset with per-prompt USD costs and tasks from ``dataset``.
@@ -88,8 +121,11 @@ def load_sprout(
   price = dict(prices or prices_lib.sprout_prices())
   ids, texts, tasks, q_parts, c_parts, llms = [], [], [], [], [], None
   files = _files(pathlib.Path(path))
+  wheres = []
   for f in files:
     src = str(f)
+    where = locate.locator(f)
+    wheres.append(where)
     df = _read(f)
     if df.shape[0] == 0:
       raise dataset_lib.DataError("no rows (empty file)", file=src)
@@ -117,6 +153,7 @@ def load_sprout(
         if "dataset" in df
         else ["sprout"] * n
     )
+    ids_f = ids[-n:]
     q = np.full((n, len(llms)), np.nan)
     c = np.full((n, len(llms)), np.nan)
     for j, llm in enumerate(llms):
@@ -128,27 +165,20 @@ def load_sprout(
         )
       pin, pout = price[llm]
       for i, rec in enumerate(df[llm].tolist()):
-        if not isinstance(rec, Mapping) or rec.get("score") is None:
-          continue
-        try:
-          q[i, j] = float(rec["score"])
-          tin = float(rec["num_input_tokens"])
-          tout = float(rec["num_output_tokens"])
-        except (KeyError, TypeError, ValueError) as e:
-          raise dataset_lib.DataError(
-              f"bad record ({e!r}); expected score, num_input_tokens, "
-              "num_output_tokens",
-              file=src,
-              column=llm,
-              row=i,
-          ) from e
-        c[i, j] = (tin * pin + tout * pout) / 1e6
+        got = _record(
+            rec,
+            llm,
+            functools.partial(dataset_lib.location, where, i, ids=ids_f),
+        )
+        if got is not None:
+          q[i, j] = got[0]
+          c[i, j] = (got[1] * pin + got[2] * pout) / 1e6
       dataset_lib.check_unit_interval(
-          q[:, j], file=src, column=llm, ids=ids[-n:]
+          q[:, j], column=llm, where=where, ids=ids_f, what="score"
       )
       known = ~np.isnan(q[:, j])
       dataset_lib.check_costs(
-          c[known, j], file=src, column=llm, ids=np.asarray(ids[-n:])[known]
+          np.where(known, c[:, j], 0.0), column=llm, where=where, ids=ids_f
       )
     q_parts.append(q)
     c_parts.append(c)
@@ -176,4 +206,7 @@ def load_sprout(
               "records cost the LLM mean"
           ),
       },
+      dedup=dedup,
+      where=locate.concat(wheres, [q.shape[0] for q in q_parts]),
+      id_field="key",
   )

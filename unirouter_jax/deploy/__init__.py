@@ -1,4 +1,7 @@
-"""The deployable router: state, fit, add/remove an LLM, route, calibrate a
-cost weight, its deferral curve, and save/load (orbax). Imports ``core``,
-``estimators`` and ``evaluation`` (the K-selection rule of method.md 2.4).
+"""The deployable router: state, fit, add/remove an LLM, route (rule.py),
+calibrate a cost weight (on held-out prompts kept from fit, heldout.py), its
+deferral curve, save/load (orbax), cost tables, JSON route records, and a
+portable JSON export with a NumPy-only reader (export.py, portable.py).
+Imports ``core``, ``estimators`` and ``evaluation`` (the K-selection rule of
+method.md 2.4).
 """

@@ -17,6 +17,14 @@ prompts (mixing two routers reaches any point between them, method.md 3).
 :func:`route_calibrated` applies it with a PRNG key; without a key it uses
 ``lam`` alone, which never exceeds the budget on the calibration prompts.
 
+The bisection ends on a step's edge, where two LLMs' scores tie to the last
+bit; ``lam`` and ``lam_alt`` are then moved to the middle of their steps
+(:mod:`unirouter_jax.deploy.breakpoints`; checked to meet the target on
+one side only, as before), so that a gateway routing with them in float64, or
+without fused multiply-add, decides as this router does.
+:func:`calibrate_budgets` calibrates many budgets in one vmapped call (the
+calibrated lambdas of an exported router).
+
 :func:`select_shrinkage` picks the shrinkage pseudo-count by the Area of the
 deferral curve (method.md 3) on labelled held-out prompts.
 """
@@ -33,6 +41,7 @@ from flax import struct
 
 from unirouter_jax.core import curves, kmeans, psi, routing
 from unirouter_jax.core.structs import EvalSet, RouteOutput, Router
+from unirouter_jax.deploy import breakpoints, rule
 from unirouter_jax.deploy import router as router_lib
 
 Array = jax.Array
@@ -95,13 +104,14 @@ class Calibration:
     return out
 
 
-@functools.partial(jax.jit, static_argnames=('kind', 'realised'))
-def _calibrate(
+def _calibrate_one(
     gamma_qm,
     cost_m,
     pool_m,
     quality_qm,
     label_mask_qm,
+    bp_p,
+    noise_p,
     target,
     *,
     kind,
@@ -110,21 +120,25 @@ def _calibrate(
   # The rule never sees the labels; with realised labels, the prompts that
   # count are those labelled for every pool LLM (as in the protocol).
   q_qm = quality_qm if realised else 1.0 - gamma_qm
-  w_q = curves.scored_prompts(label_mask_qm, pool_m).astype(gamma_qm.dtype)
-  w_q = w_q / jnp.maximum(w_q.sum(), 1.0)
+  scored_q = curves.scored_prompts(label_mask_qm, pool_m).astype(q_qm.dtype)
+  total = jnp.maximum(scored_q.sum(), 1.0)
+  w_q = scored_q / total
 
   def stats(lam):
-    choice_q = routing.plugin_route(gamma_qm, cost_m, lam, pool_m)
-    cost = jnp.sum(w_q * cost_m[choice_q])
+    choice_q = rule.choose(gamma_qm, cost_m, lam, pool_m)
+    # Mean cost from whole counts per LLM (exact in float32), so that all
+    # traffic on one LLM costs exactly its cost.
+    count_m = jnp.zeros_like(cost_m).at[choice_q].add(scored_q)
+    cost = jnp.sum(cost_m * count_m) / total
     qual = jnp.sum(w_q * jnp.take_along_axis(q_qm, choice_q[:, None], 1)[:, 0])
-    return cost, qual
+    return cost, qual, choice_q
 
   col_q_m = jnp.sum(jnp.where(label_mask_qm, q_qm, 0) * w_q[:, None], 0)
   best = jnp.max(jnp.where(pool_m, col_q_m, -jnp.inf))
   goal = target if kind == 'cost' else target * best
 
   def ok(lam):  # cost: true for large lam; quality: true for small lam
-    cost, qual = stats(lam)
+    cost, qual, _ = stats(lam)
     return cost <= goal if kind == 'cost' else qual >= goal
 
   hi = curves.lambda_cap(cost_m, pool_m)
@@ -154,8 +168,14 @@ def _calibrate(
     all_ok = ok(hi)
     lam = jnp.where(all_ok, hi, jnp.where(reached, lam, 0.0))
     lam_alt = jnp.where(all_ok | ~reached, lam, lam_alt)
-  cost, qual = stats(lam)
-  cost_alt, qual_alt = stats(lam_alt)
+  # Off the boundary, where float rounding decides, into the middle of the
+  # steps on either side (breakpoints.py); kept if the target still is met
+  # on one side only.
+  mid, mid_alt = breakpoints.interior(lam, lam_alt, bp_p, noise_p)
+  use = (lam != lam_alt) & ok(mid) & ~ok(mid_alt)
+  lam, lam_alt = jnp.where(use, mid, lam), jnp.where(use, mid_alt, lam_alt)
+  cost, qual, _ = stats(lam)
+  cost_alt, qual_alt, _ = stats(lam_alt)
   if kind == 'cost':
     num, den = goal - cost, cost_alt - cost
   else:
@@ -177,6 +197,49 @@ def _calibrate(
   )
 
 
+_STATIC = ('kind', 'realised')
+_calibrate = jax.jit(_calibrate_one, static_argnames=_STATIC)
+# Many targets at once: one vmap, one compile (targets are the last arg).
+_calibrate_many = jax.jit(
+    lambda *args, kind, realised: jax.vmap(
+        functools.partial(_calibrate_one, kind=kind, realised=realised),
+        in_axes=(None,) * (len(args) - 1) + (0,),
+    )(*args),
+    static_argnames=_STATIC,
+)
+
+
+def _inputs(router, emb_qd, quality_qm, label_mask_qm, pool):
+  """The arguments of ``_calibrate`` before the target, and ``realised``."""
+  emb = router_lib.check_embeddings(router, emb_qd)
+  pool_m = router_lib.pool_mask(router, pool)
+  _, gamma_qm, _ = router_lib.route_arrays(
+      router, pool_m, emb, jnp.zeros((), jnp.float32)
+  )
+  shape = gamma_qm.shape
+  realised = quality_qm is not None
+  if realised:
+    q = np.asarray(quality_qm, np.float32)
+    if q.shape != shape:
+      raise ValueError(f'quality_qm: expected shape {shape}, got {q.shape}.')
+    mask = (
+        np.ones(shape, bool)
+        if label_mask_qm is None
+        else np.asarray(label_mask_qm, bool)
+    )
+    if mask.shape != shape:
+      raise ValueError(f'label_mask_qm: expected {shape}, got {mask.shape}.')
+    quality = jnp.asarray(np.where(mask, q, 0.0))
+  else:
+    quality, mask = jnp.zeros(shape, jnp.float32), np.ones(shape, bool)
+  bp_p, noise_p = breakpoints.breakpoints(
+      router.psi_km, router.cluster_mask_k, router.cost_m, pool_m
+  )
+  args = (gamma_qm, router.cost_m, pool_m, quality, jnp.asarray(mask))
+  args += (bp_p, noise_p)
+  return args, realised
+
+
 def calibrate_lambda(
     router: Router,
     emb_qd,
@@ -192,10 +255,10 @@ def calibrate_lambda(
   Args:
     router: the router.
     emb_qd: ``[q, d]`` embeddings of held-out (calibration) prompts.
-    target_cost: target mean cost per query; ``lam`` is the smallest cost
-      weight whose mean routed cost is at most this.
+    target_cost: target mean cost per query; ``lam`` lies in the lowest
+      step of cost weights whose mean routed cost is at most this.
     target_quality_share: target share (0, 1] of the best single LLM's mean
-      quality; ``lam`` is the largest cost weight reaching it.
+      quality; ``lam`` lies in the highest step reaching it.
     quality_qm: optional ``[q, m]`` true labels of the router's LLMs on these
       prompts; when given, quality is realised, else estimated (1 - gamma).
     label_mask_qm: optional ``[q, m]`` True where ``quality_qm`` is labelled.
@@ -218,37 +281,42 @@ def calibrate_lambda(
       raise ValueError(
           f'target_quality_share: expected a value in (0, 1], got {target!r}.'
       )
-  emb = router_lib.check_embeddings(router, emb_qd)
-  pool_m = router_lib.pool_mask(router, pool)
-  _, gamma_qm, _ = router_lib.route_arrays(
-      router, pool_m, emb, jnp.zeros((), jnp.float32)
-  )
-  shape = gamma_qm.shape
-  realised = quality_qm is not None
-  if realised:
-    q = np.asarray(quality_qm, np.float32)
-    if q.shape != shape:
-      raise ValueError(f'quality_qm: expected shape {shape}, got {q.shape}.')
-    mask = (
-        np.ones(shape, bool)
-        if label_mask_qm is None
-        else np.asarray(label_mask_qm, bool)
-    )
-    if mask.shape != shape:
-      raise ValueError(f'label_mask_qm: expected {shape}, got {mask.shape}.')
-    quality = jnp.asarray(np.where(mask, q, 0.0))
-  else:
-    quality, mask = jnp.zeros(shape, jnp.float32), np.ones(shape, bool)
+  args, realised = _inputs(router, emb_qd, quality_qm, label_mask_qm, pool)
   return _calibrate(
-      gamma_qm,
-      router.cost_m,
-      pool_m,
-      quality,
-      jnp.asarray(mask),
+      *args,
       jnp.asarray(target, jnp.float32),
       kind=kind,
       realised=realised,
   )
+
+
+def calibrate_budgets(
+    router: Router,
+    emb_qd,
+    budgets,
+    *,
+    pool: Sequence[str] | None = None,
+) -> Calibration:
+  """:func:`calibrate_lambda` at every target mean cost of ``budgets``.
+
+  Args:
+    router: the router.
+    emb_qd: ``[q, d]`` embeddings of held-out (calibration) prompts.
+    budgets: ``[b]`` target mean costs per query (finite, >= 0).
+    pool: optional LLM names to route among.
+
+  Returns:
+    A :class:`Calibration` whose fields are ``[b]`` (one vmapped, jitted
+    call); ``jax.tree.map(lambda x: x[i], calib)`` is the ``i``-th.
+  """
+  b = np.asarray(budgets, np.float32)
+  if b.ndim != 1 or b.size == 0 or not np.isfinite(b).all() or (b < 0).any():
+    raise ValueError(
+        'budgets: expected a non-empty list of finite costs >= 0, got '
+        f'{budgets!r}.'
+    )
+  args, _ = _inputs(router, emb_qd, None, None, pool)
+  return _calibrate_many(*args, jnp.asarray(b), kind='cost', realised=False)
 
 
 def route_calibrated(
@@ -286,11 +354,12 @@ def route_budget(
 ) -> RouteOutput:
   """Routes a batch at a target mean cost per query ``budget``.
 
-  The smallest cost weight whose mean routed cost on this batch is at most
-  ``budget`` (:func:`calibrate_lambda`); with ``key``, the two cost weights
+  A cost weight of the lowest step of cost weights whose mean routed cost
+  on this batch is at most ``budget`` (:func:`calibrate_lambda`); with ``key``, the two cost weights
   around the budget are mixed at random so the expected mean cost equals it
   (``RouteOutput.lam`` is then ``[q]``). To reuse one lambda across batches,
-  calibrate on held-out prompts and route with ``route(..., lam=)``.
+  calibrate on held-out prompts (:mod:`unirouter_jax.deploy.heldout`, what
+  ``unirouter route --budget`` does) and route with ``route(..., lam=)``.
   """
   calib = calibrate_lambda(router, emb_qd, target_cost=budget, pool=pool)
   return route_calibrated(router, emb_qd, calib, key=key, pool=pool)

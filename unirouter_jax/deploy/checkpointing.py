@@ -160,15 +160,23 @@ def save(directory, tree: Any, *, manifest: dict | None = None) -> None:
 
   Args:
     directory: destination; an existing checkpoint there is replaced only
-      once the new one is completely written.
+      once the new one is completely written. Anything else there (a file,
+      a folder with other contents) is refused, never replaced.
     tree: a pytree of arrays (e.g. ``LearnedMapParams``, ``OracleParams``).
     manifest: JSON-serialisable metadata (arrays become lists); ``{}`` when
       None.
 
   Raises:
     TypeError: if ``manifest`` is not JSON-serialisable (nothing is written).
+    ValueError: ``directory`` holds something other than a checkpoint.
   """
   path, old = _paths(directory)
+  if path.exists() and not (path / _MANIFEST).is_file():
+    if not path.is_dir() or any(path.iterdir()):
+      raise ValueError(
+          f'{path}: exists and is not a saved checkpoint (no {_MANIFEST}); '
+          'nothing was written: choose a new folder or remove it'
+      )
   path.parent.mkdir(parents=True, exist_ok=True)
   text = json.dumps(_to_jsonable(manifest or {}), indent=2, sort_keys=True)
   if old.exists():  # an earlier save crashed between or after its renames

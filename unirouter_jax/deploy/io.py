@@ -1,16 +1,20 @@
 """A router and the outside world: datasets, prompt texts, disk.
 
 * :func:`fit_from_dataset` fits a :class:`~unirouter_jax.core.structs.Router` on a
-  :class:`~unirouter_jax.data.Dataset`: a random probe set, K-means on the
-  other prompts, and (optionally) K and the shrinkage strength selected by
-  validation Area on the non-probe prompts (their labels never enter psi).
+  :class:`~unirouter_jax.data.Dataset`: a random probe set, optionally a
+  random held-out calibration set (:mod:`unirouter_jax.deploy.heldout`),
+  K-means on the other prompts, and (optionally) K and the shrinkage
+  strength selected by validation Area on the non-probe prompts (their
+  labels never enter psi); costs from the dataset or a table ``llm -> cost``.
 * :func:`route_texts` embeds prompts with the router's encoder, refusing an
   encoder whose id or weights hash differs from the one the router was fitted
   with (embeddings of another encoder live in another space).
 * :func:`save_router` / :func:`load_router`: arrays through
   :mod:`unirouter_jax.deploy.checkpointing` (orbax, atomic: temp dir + rename) and a
   JSON manifest with names, costs, probe ids and texts, encoder id and
-  weights hash, and the library version.
+  weights hash, and the library version; the held-out calibration prompts'
+  embeddings (when given) travel as one more array (:func:`load_deployed`
+  reads them back).
 
 Encoders are callables ``texts -> [n, d]``; their identity is read from the
 attributes ``encoder_id`` and ``encoder_hash`` when present, or passed
@@ -19,8 +23,7 @@ explicitly. ``encoder=None`` means the bundled MiniLM encoder.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 import jax
@@ -29,7 +32,7 @@ import numpy as np
 
 from unirouter_jax.core import kmeans
 from unirouter_jax.core.structs import Router, RoutingData, Split
-from unirouter_jax.deploy import calibration
+from unirouter_jax.deploy import calibration, cost_table, heldout, route_records
 from unirouter_jax.deploy import router as router_lib
 from unirouter_jax.estimators import builtin as methods
 from unirouter_jax.evaluation import method_points
@@ -161,6 +164,8 @@ def fit_from_dataset(
     encoder_id: str = '',
     encoder_hash: str = '',
     n_init: int = 3,
+    calib_size: int | None = 0,
+    costs: Mapping[str, float] | None = None,
 ) -> tuple[Router, dict]:
   """Fits a router on every LLM of ``ds``.
 
@@ -174,10 +179,17 @@ def fit_from_dataset(
     strengths: shrinkage candidates when ``shrinkage`` is None.
     encoder_id, encoder_hash: identity of the encoder of ``emb_nd``.
     n_init: K-means restarts.
+    calib_size: held-out calibration prompts (None:
+      :func:`heldout.default_size`; 0: none, the earlier behaviour), drawn
+      after the probe set and never clustered.
+    costs: optional ``{llm: cost}`` replacing the dataset's costs (every
+      LLM of ``ds`` must have one; see :mod:`cost_table`).
 
   Returns:
     ``(router, info)``; ``info`` holds the split sizes and, when anything was
-    selected, the validation Area of every (k, strength) candidate.
+    selected, the validation Area of every (k, strength) candidate; with
+    ``calib_size`` > 0, ``info['calibration']`` is the
+    :class:`heldout.CalibrationSet` to pass to :func:`save_router`.
   """
   emb = np.asarray(emb_nd, np.float32)
   n = ds.num_prompts
@@ -186,11 +198,22 @@ def fit_from_dataset(
   p = default_probe_size(n) if probe_size is None else int(probe_size)
   if not 1 <= p < n:
     raise ValueError(f'probe_size: expected 1..{n - 1}, got {probe_size!r}.')
+  n_cal = heldout.default_size(n, p) if calib_size is None else int(calib_size)
+  if not 0 <= n_cal <= n - p - 1:
+    raise ValueError(
+        f'calib_size: expected 0..{n - p - 1} (the prompts left after '
+        f'{p} probe prompts, less one to cluster), got {calib_size!r}.'
+    )
   p_key, k_key = jax.random.split(key)
   perm = np.asarray(jax.random.permutation(p_key, n))
-  probe_idx, train_idx = np.sort(perm[:p]), np.sort(perm[p:])
+  probe_idx, train_idx = np.sort(perm[:p]), np.sort(perm[p + n_cal :])
   mask = np.asarray(ds.label_mask_nm, bool)
   cost = np.asarray(ds.cost_nm, np.float64)
+  if costs is not None:  # the table's costs for every prompt and LLM
+    cost = np.broadcast_to(
+        cost_table.cost_vector(ds.llm_names, costs).astype(np.float64),
+        cost.shape,
+    )
   cost_m = np.where(mask, cost, 0).sum(0) / np.maximum(mask.sum(0), 1)
   ks = np.asarray(
       [k] if k is not None else methods.kmeans_k_grid(train_idx.size, p),
@@ -216,6 +239,7 @@ def fit_from_dataset(
   )
   info = {
       'num_probe': p,
+      'num_calib': n_cal,
       'num_train': int(train_idx.size),
       'k_candidates': ks.tolist(),
       'strength_candidates': ss,
@@ -227,7 +251,7 @@ def fit_from_dataset(
     data = RoutingData.create(
         emb,
         np.asarray(ds.quality_nm),
-        np.asarray(ds.cost_nm),
+        np.asarray(cost, np.float32),
         mask,
         ds.llm_names,
     )
@@ -262,46 +286,66 @@ def fit_from_dataset(
         emb[train_idx],
         np.asarray(ds.quality_nm)[train_idx],
         mask[train_idx],
-        np.asarray(ds.cost_nm)[train_idx],
+        np.asarray(cost, np.float32)[train_idx],
         strengths=ss,
     )
     best = (best_k, ss[int(np.argmax(area_s))])
     info['val_area_s'] = area_s.tolist()
   router = router_lib.from_clustering(c, *args, shrinkage=best[1], **common)
   info.update(k=int(ks[best[0]]), shrinkage=float(best[1]))
+  if n_cal:
+    info['calibration'] = heldout.make(
+        emb, ds.prompt_ids, np.sort(perm[p : p + n_cal])
+    )
   return router, info
 
 
-def manifest(router: Router) -> dict:
+_CALIB = 'calib_emb_cd'  # the held-out prompts' embeddings, when kept
+
+
+def manifest(
+    router: Router, calib: heldout.CalibrationSet | None = None
+) -> dict:
   """The JSON manifest of a router (everything static, plus costs)."""
+  arrays = {name: getattr(router, name) for name in _ARRAYS}
+  if calib is not None:
+    arrays[_CALIB] = calib.emb_cd
   return {
       'format': FORMAT,
       'format_version': FORMAT_VERSION,
       'library_version': metadata.version('unirouter_jax'),
       'llm_names': list(router.llm_names),
-      'cost_m': np.asarray(router.cost_m).tolist(),
+      'cost_m': [route_records.clean(c) for c in np.asarray(router.cost_m)],
       'shrinkage': float(router.shrinkage),
       'num_clusters': router.num_clusters,
       'encoder_id': router.encoder_id,
       'encoder_hash': router.encoder_hash,
       'probe_ids': list(router.probe_ids),
       'probe_texts': list(router.probe_texts),
+      # Absent from routers saved before held-out prompts were kept.
+      **(
+          {}
+          if calib is None
+          else {'calibration': {'prompt_ids': list(calib.prompt_ids)}}
+      ),
       'arrays': {
-          name: [
-              list(np.shape(getattr(router, name))),
-              str(getattr(router, name).dtype),
-          ]
-          for name in _ARRAYS
+          name: [list(np.shape(a)), str(a.dtype)] for name, a in arrays.items()
       },
   }
 
 
-def save_router(directory, router: Router) -> None:
-  """Writes ``router`` to ``directory`` atomically (see checkpointing)."""
+def save_router(
+    directory, router: Router, calibration: heldout.CalibrationSet | None = None
+) -> None:
+  """Writes ``router`` (and its held-out calibration prompts, if given) to
+  ``directory`` atomically (see checkpointing)."""
   from unirouter_jax.deploy import checkpointing  # noqa: PLC0415 (orbax)
 
+  heldout.check(router, calibration)
   tree = {name: getattr(router, name) for name in _ARRAYS}
-  checkpointing.save(directory, tree, manifest=manifest(router))
+  if calibration is not None:
+    tree[_CALIB] = calibration.emb_cd
+  checkpointing.save(directory, tree, manifest=manifest(router, calibration))
 
 
 def read_router_manifest(directory) -> dict:
@@ -332,6 +376,19 @@ def load_router(
     encoder_id, encoder_hash: the encoder the caller will use; a router
       fitted with a different one fails with ValueError.
   """
+  return load_deployed(
+      directory, encoder_id=encoder_id, encoder_hash=encoder_hash
+  )[0]
+
+
+def load_deployed(
+    directory, *, encoder_id: str | None = None, encoder_hash: str | None = None
+) -> tuple[Router, heldout.CalibrationSet | None]:
+  """``(router, held-out calibration prompts or None)`` at ``directory``.
+
+  As :func:`load_router`; the calibration set is None for a router saved
+  without one (before they were kept, or fitted with ``calib_size=0``).
+  """
   from unirouter_jax.deploy import checkpointing  # noqa: PLC0415 (orbax)
 
   man = read_router_manifest(directory)
@@ -348,12 +405,15 @@ def load_router(
   }
   arrays = checkpointing.restore(directory, abstract)
   m = len(man['llm_names'])
+  calib_ids = man.get('calibration', {}).get('prompt_ids')
   if (
       arrays['cost_m'].shape != (m,)
       or len(man['probe_ids']) != arrays['probe_emb_pd'].shape[0]
+      or (calib_ids is None) != (_CALIB not in arrays)
+      or (calib_ids is not None and len(calib_ids) != arrays[_CALIB].shape[0])
   ):
     raise ValueError(f'{directory}: manifest and arrays disagree.')
-  return Router(
+  router = Router(
       **{name: jnp.asarray(arrays[name]) for name in _ARRAYS},
       llm_names=tuple(man['llm_names']),
       probe_ids=tuple(man['probe_ids']),
@@ -361,32 +421,17 @@ def load_router(
       encoder_id=man['encoder_id'],
       encoder_hash=man['encoder_hash'],
   )
+  calib = None
+  if calib_ids is not None:
+    calib = heldout.CalibrationSet(
+        emb_cd=jnp.asarray(arrays[_CALIB]), prompt_ids=tuple(calib_ids)
+    )
+  return router, calib
 
 
 def dumps_route(
     out, texts: Sequence[str] | None = None, *, top: int | None = None
 ) -> str:
-  """JSON of a :class:`RouteOutput`: choice, cluster and every candidate."""
-  gamma = np.asarray(out.gamma_qm)
-  cost = np.asarray(out.cost_m)
-  lam = np.broadcast_to(np.asarray(out.lam, np.float64), gamma.shape[:1])
-  rows = []
-  for i, c in enumerate(np.asarray(out.choice_q)):
-    score = gamma[i] + lam[i] * cost
-    order = np.argsort(score, kind='stable')[:top]
-    rows.append({
-        **({'prompt': texts[i]} if texts is not None else {}),
-        'choice': out.llm_names[int(c)],
-        'cluster': int(np.asarray(out.cluster_q)[i]),
-        'lambda': float(lam[i]),
-        'candidates': [
-            {
-                'llm': out.llm_names[j],
-                'est_quality': float(1 - gamma[i, j]),
-                'cost': float(cost[j]),
-                'score': float(score[j]),
-            }
-            for j in order
-        ],
-    })
-  return json.dumps({'results': rows}, indent=2)
+  """JSON of a :class:`RouteOutput`: choice, cluster and every candidate
+  (:func:`unirouter_jax.deploy.route_records.dumps_json`)."""
+  return route_records.dumps_json(out, texts, top=top)

@@ -40,6 +40,7 @@ import numpy as np
 
 from unirouter_jax.core import kmeans
 from unirouter_jax.core.structs import Clustering, RouteOutput, Router
+from unirouter_jax.deploy import rule
 from unirouter_jax.deploy import state as router_state
 
 Array = jax.Array
@@ -111,6 +112,7 @@ def fit_router(
   if mask.shape != q.shape:
     raise ValueError(f'label_mask_nm: expected {q.shape}, got {mask.shape}.')
   names = router_state.check_names(llm_names, 'llm_names')
+  router_state.check_some_llms(q.shape[1], 'quality_nm')
   if len(names) != q.shape[1]:
     raise ValueError(
         f'llm_names: expected {q.shape[1]} names, got {len(names)}.'
@@ -192,6 +194,7 @@ def from_clustering(
 
   ``trim`` drops the padded clusters (real clusters come first).
   """
+  router_state.check_some_llms(len(llm_names), 'llm_names')
   centroids_kd, mask_k = clustering.centroids_kd, clustering.cluster_mask_k
   if trim:
     k = int(np.asarray(mask_k).sum())
@@ -333,7 +336,10 @@ def remove_llm(router: Router, name: str) -> Router:
   """A new router without the LLM ``name`` (at least one must remain)."""
   i = _index(router, name)
   if router.num_llms == 1:
-    raise ValueError(f'name: cannot remove {name!r}, the only LLM.')
+    raise ValueError(
+        f"name: cannot remove {name!r}, the router's only LLM (a router "
+        'needs at least one; add another LLM first).'
+    )
   keep = np.asarray([j for j in range(router.num_llms) if j != i])
   return router_state.rebuild(
       router,
@@ -361,29 +367,14 @@ def set_shrinkage(router: Router, shrinkage: float) -> Router:
   return router_state.rebuild(router, shrinkage=s)
 
 
-@jax.jit
-def _route_arrays(
-    centroids_kd, cluster_mask_k, psi_km, cost_m, pool_m, emb_qd, lam
-):
-  """``lam`` is ``[]`` or ``[q]`` (per-prompt, for randomised mixing)."""
-  clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
-  cluster_q = kmeans.assign(emb_qd, clustering)
-  gamma_qm = jnp.take(psi_km, cluster_q, axis=0)
-  lam_q1 = jnp.reshape(lam, (-1, 1))
-  score_qm = jnp.where(
-      pool_m[None, :], gamma_qm + lam_q1 * cost_m[None, :], jnp.inf
-  )
-  choice_q = jnp.argmin(score_qm, axis=-1).astype(jnp.int32)
-  return choice_q, gamma_qm, cluster_q
-
-
 def route_arrays(router: Router, pool_m: Array, emb_qd: Array, lam):
   """``(choice_q, gamma_qm, cluster_q)`` for validated inputs.
 
   ``lam`` is ``[]`` or ``[q]`` (per prompt, for randomised mixing); the
-  jitted core behind :func:`route` and the calibration functions.
+  jitted core (:func:`unirouter_jax.deploy.rule.route_arrays`) behind
+  :func:`route` and the calibration functions.
   """
-  return _route_arrays(
+  return rule.route_arrays(
       router.centroids_kd,
       router.cluster_mask_k,
       router.psi_km,
@@ -395,7 +386,13 @@ def route_arrays(router: Router, pool_m: Array, emb_qd: Array, lam):
 
 
 def pool_mask(router: Router, pool: Sequence[str] | None) -> Array:
-  """``[m]`` bool mask of the LLM names in ``pool`` (None = every LLM)."""
+  """``[m]`` bool mask of the LLM names in ``pool`` (None = every LLM).
+
+  Raises ValueError for a router without LLMs (nothing to route to).
+  """
+  router_state.check_some_llms(
+      router.num_llms, 'router', ' (add one with `unirouter add-llm`)'
+  )
   if pool is None:
     return jnp.ones((router.num_llms,), bool)
   idx = [_index(router, n) for n in pool]

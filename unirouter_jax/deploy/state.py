@@ -75,3 +75,9 @@ def check_shrinkage(shrinkage) -> float:
   if not (np.isfinite(s) and s >= 0):
     raise ValueError(f'shrinkage: expected a finite value >= 0, got {s!r}.')
   return s
+
+
+def check_some_llms(m: int, arg: str, hint: str = '') -> None:
+  """ValueError unless there is at least one LLM (``m`` of them)."""
+  if m == 0:
+    raise ValueError(f'{arg}: a router needs at least one LLM, got none{hint}.')

@@ -26,7 +26,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from unirouter_jax.shell import router_cli
+from unirouter_jax.shell import download, router_cli
 
 PROG = 'unirouter'
 
@@ -460,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub.required = True
   _add_evaluate(sub)
   router_cli.register(sub)  # fit, probe-set, add-llm, route, ...
+  download.register(sub)  # download embedllm|routerbench|sprout
   return parser
 
 

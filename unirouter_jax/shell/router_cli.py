@@ -1,16 +1,21 @@
-"""``unirouter`` sub-commands of the router: fit, probe-set, add-llm, route.
+"""``unirouter`` sub-commands of the router: fit, probe-set, add-llm,
+remove-llm, set-cost, route, export.
 
 ``register(subparsers)`` adds them to the ``unirouter`` argparse program
 (:mod:`unirouter_jax.shell.cli`); each handler is ``args.func(args) -> exit code``
 and raises ``ValueError`` (printed by the CLI as ``unirouter: error: ...``,
-exit 2) on bad input. A router directory is only ever replaced atomically,
-so a failed command leaves the previous router as it was.
+exit 2) on bad input. A router directory (and an exported file) is only
+ever replaced atomically, so a failed command leaves the previous one as it
+was.
 
-  unirouter fit --data routerbench_subset --out my_router
+  unirouter fit --data routerbench_subset --out my_router [--costs lat.csv]
   unirouter probe-set --router my_router --out probe.csv
   unirouter add-llm --router my_router --name new-llm --cost 0.002 \\
       --labels labels.csv            # prompt_id,quality  or  {id: quality}
   unirouter route --router my_router --prompt "Prove that ..." --lambda 10
+  unirouter route --router my_router --prompts p.txt --budget 0.002 \\
+      --format jsonl                 # calibrated on held-out prompts
+  unirouter export --router my_router --out router.json
 """
 
 from __future__ import annotations
@@ -41,7 +46,28 @@ def register(subparsers) -> None:
   )
   p.add_argument('--k', type=int, help='clusters (default: selected)')
   p.add_argument('--shrinkage', default='0', help="pseudo-count, or 'auto'")
+  p.add_argument(
+      '--costs',
+      help=(
+          'CSV llm,cost or JSON {llm: cost} replacing the dataset costs '
+          '(a price, a latency, ...)'
+      ),
+  )
+  p.add_argument(
+      '--calib-size',
+      type=int,
+      help=(
+          'held-out prompts kept to calibrate budgets (default 10%%, '
+          '20..500; 0: none)'
+      ),
+  )
   p.add_argument('--seed', type=int, default=0)
+  p.add_argument(
+      '--dedup',
+      action='store_true',
+      default=None,
+      help='merge prompts of identical text (default: files keep every row)',
+  )
   p.set_defaults(func=fit_command)
 
   p = subparsers.add_parser('probe-set', help='write the probe prompts')
@@ -70,10 +96,13 @@ def register(subparsers) -> None:
   p.add_argument('--name', required=True)
   p.set_defaults(func=remove_llm_command)
 
-  p = subparsers.add_parser('set-cost', help="change an LLM's cost")
+  p = subparsers.add_parser('set-cost', help="change LLMs' costs")
   p.add_argument('--router', required=True)
-  p.add_argument('--name', required=True)
-  p.add_argument('--cost', type=float, required=True)
+  p.add_argument('--name', help='the LLM (with --cost)')
+  p.add_argument('--cost', type=float, help='its new cost per query')
+  p.add_argument(
+      '--costs', help='CSV llm,cost or JSON {llm: cost} for every LLM'
+  )
   p.set_defaults(func=set_cost_command)
 
   p = subparsers.add_parser('route', help='route prompts, print JSON')
@@ -101,7 +130,26 @@ def register(subparsers) -> None:
       ),
   )
   p.add_argument('--top', type=int, help='list only the N best candidates')
+  p.add_argument(
+      '--format',
+      choices=('json', 'jsonl'),
+      default='json',
+      help='json: one object; jsonl: one line per prompt (summary on stderr)',
+  )
   p.set_defaults(func=route_command)
+
+  p = subparsers.add_parser(
+      'export', help='write the router as portable JSON for gateways'
+  )
+  p.add_argument('--router', required=True)
+  p.add_argument('--out', required=True, help='the .json file to write')
+  p.add_argument(
+      '--budget',
+      type=float,
+      action='append',
+      help='a budget to calibrate (repeatable; default: 11 from cheapest)',
+  )
+  p.set_defaults(func=export_command)
 
 
 def _print(obj) -> None:
@@ -112,9 +160,15 @@ def fit_command(args) -> int:
   import jax  # noqa: PLC0415  (keep `--help` fast)
 
   from unirouter_jax import data  # noqa: PLC0415
+  from unirouter_jax.deploy import cost_table  # noqa: PLC0415
   from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
 
-  ds = data.load(args.data)
+  ds = data.load(args.data, dedup=args.dedup)
+  costs = None
+  if args.costs:  # checked before anything slow
+    source = f'--costs {args.costs}'
+    costs = cost_table.read(args.costs, source=source)
+    cost_table.cost_vector(ds.llm_names, costs, source)
   if args.embeddings:
     if not args.encoder_id:
       raise ValueError(
@@ -137,19 +191,39 @@ def fit_command(args) -> int:
       if args.shrinkage == 'auto'
       else _float(args.shrinkage, '--shrinkage')
   )
-  router, info = router_io.fit_from_dataset(
-      jax.random.key(args.seed),
-      ds,
-      emb,
-      probe_size=args.probe_size,
-      k=args.k,
-      shrinkage=shrink,
-      encoder_id=eid,
-      encoder_hash=ehash,
-  )
-  router_io.save_router(args.out, router)
-  _print({'router': str(args.out), 'llms': list(router.llm_names), **info})
+  try:
+    router, info = router_io.fit_from_dataset(
+        jax.random.key(args.seed),
+        ds,
+        emb,
+        probe_size=args.probe_size,
+        k=args.k,
+        shrinkage=shrink,
+        encoder_id=eid,
+        encoder_hash=ehash,
+        calib_size=args.calib_size,
+        costs=costs,
+    )
+  except ValueError as e:  # the library's name of the setting, as a flag
+    if str(e).startswith('calib_size:'):
+      raise ValueError(f'--calib-size{str(e)[len("calib_size") :]}') from e
+    raise
+  calib = info.pop('calibration', None)
+  router_io.save_router(args.out, router, calib)
+  _print({
+      'router': str(args.out),
+      'llms': list(router.llm_names),
+      'cost_m': _costs(router),
+      'costs_from': args.costs or 'dataset',
+      **info,
+  })
   return 0
+
+
+def _costs(router) -> list[float]:
+  from unirouter_jax.deploy.route_records import clean  # noqa: PLC0415
+
+  return [clean(c) for c in np.asarray(router.cost_m)]
 
 
 def _float(text: str, arg: str) -> float:
@@ -167,111 +241,58 @@ def probe_set_command(args) -> int:
   man = router_io.read_router_manifest(args.router)
   ids, texts = man['probe_ids'], man['probe_texts']
   out = pathlib.Path(args.out)
-  tmp = out.with_name(f'.{out.name}.tmp')
   suffix = ''.join(out.suffixes[-1:]).lower()
+  pairs = list(zip(ids, texts, strict=True))
   if suffix == '.csv':
-    with tmp.open('w', newline='') as f:
-      w = csv.writer(f)
+
+    def write(f):
+      w = csv.writer(f, lineterminator='\n')
       w.writerow(['prompt_id', 'prompt', 'quality'])
-      w.writerows([i, t, ''] for i, t in zip(ids, texts, strict=True))
+      w.writerows([i, t, ''] for i, t in pairs)
+
   elif suffix == '.json':
-    tmp.write_text(
-        json.dumps(
-            [
-                {'prompt_id': i, 'prompt': t}
-                for i, t in zip(ids, texts, strict=True)
-            ],
-            indent=2,
-        )
-    )
+    body = [{'prompt_id': i, 'prompt': t} for i, t in pairs]
+
+    def write(f):
+      f.write(json.dumps(body, indent=2))
+
   elif suffix == '.jsonl':
-    tmp.write_text(
-        ''.join(
-            json.dumps({'prompt_id': i, 'prompt': t}) + '\n'
-            for i, t in zip(ids, texts, strict=True)
-        )
-    )
+
+    def write(f):
+      f.writelines(
+          json.dumps({'prompt_id': i, 'prompt': t}) + '\n' for i, t in pairs
+      )
+
   else:
     raise ValueError(f'--out {out}: expected a .csv, .json or .jsonl file.')
-  tmp.replace(out)
+  from unirouter_jax.shell import chunks  # noqa: PLC0415 (JAX)
+
+  # A temp file beside --out, renamed once complete (removed on failure).
+  chunks.atomic_write(out, write)
   _print({'probe_prompts': len(ids), 'out': str(out)})
   return 0
 
 
 def read_labels(path) -> dict[str, float]:
-  """``{prompt_id: quality}`` from a CSV (``prompt_id,quality``) or JSON.
+  """``{prompt_id: quality}`` from a CSV (``prompt_id,quality``) or JSON
+  (:func:`unirouter_jax.deploy.input_files.read_labels`)."""
+  from unirouter_jax.deploy import input_files  # noqa: PLC0415
 
-  Raises:
-    ValueError: naming the file and row on a malformed file, a duplicate id
-      or a non-numeric quality.
-  """
-  path = pathlib.Path(path)
-  try:
-    text = path.read_text()
-  except OSError as e:
-    raise ValueError(f'--labels {path}: cannot read: {e.strerror}.') from e
-  if path.suffix.lower() == '.json':
-    try:
-      obj = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'--labels {path}: invalid JSON: {e}.') from e
-    if not isinstance(obj, dict) or not obj:
-      raise ValueError(
-          f'--labels {path}: expected a non-empty object '
-          '{prompt_id: quality}.'
-      )
-    out = {}
-    for k, v in obj.items():
-      if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(
-            f'--labels {path}: id {k!r}: expected a number, got {v!r}.'
-        )
-      out[str(k)] = float(v)
-    return out
-  rows = list(csv.reader(text.splitlines()))
-  if not rows or 'prompt_id' not in rows[0] or 'quality' not in rows[0]:
-    raise ValueError(
-        f'--labels {path}: expected a CSV with a header '
-        'prompt_id,quality (or a .json {id: quality}).'
-    )
-  i_id, i_q = rows[0].index('prompt_id'), rows[0].index('quality')
-  out = {}
-  for r, row in enumerate(rows[1:], start=2):
-    if not any(cell.strip() for cell in row):
-      continue
-    if len(row) <= max(i_id, i_q):
-      raise ValueError(
-          f'--labels {path}: row {r}: expected '
-          f'{len(rows[0])} columns, got {len(row)}.'
-      )
-    pid, q = row[i_id], row[i_q].strip()
-    if pid in out:
-      raise ValueError(
-          f'--labels {path}: row {r}: duplicate prompt_id {pid!r}.'
-      )
-    try:
-      out[pid] = float(q) if q else float('nan')
-    except ValueError as e:
-      raise ValueError(
-          f'--labels {path}: row {r}, column quality: expected '
-          f'a number, got {q!r}.'
-      ) from e
-  if not out:
-    raise ValueError(f'--labels {path}: no labels.')
-  return out
+  return input_files.read_labels(path, source=f'--labels {path}')
 
 
 def _update(args, fn) -> int:
   from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
   from unirouter_jax.deploy import router as router_lib  # noqa: PLC0415
 
-  router = router_io.load_router(args.router)
+  # The held-out calibration prompts stay valid: they do not depend on LLMs.
+  router, calib = router_io.load_deployed(args.router)
   new = fn(router_lib, router)
-  router_io.save_router(args.router, new)
+  router_io.save_router(args.router, new, calib)
   _print({
       'router': str(args.router),
       'llms': list(new.llm_names),
-      'cost_m': np.asarray(new.cost_m).tolist(),
+      'cost_m': _costs(new),
   })
   return 0
 
@@ -302,57 +323,66 @@ def remove_llm_command(args) -> int:
 
 
 def set_cost_command(args) -> int:
+  from unirouter_jax.deploy import cost_table  # noqa: PLC0415
+
+  pair = (args.name is not None, args.cost is not None)
+  if args.costs is not None:
+    if any(pair):
+      raise ValueError(
+          'set-cost: expected either --costs FILE or --name NAME --cost '
+          'COST, not both.'
+      )
+    source = f'--costs {args.costs}'
+    table = cost_table.read(args.costs, source=source)
+    return _update(args, lambda _, r: cost_table.with_costs(r, table, source))
+  if not all(pair):
+    raise ValueError(
+        'set-cost: expected --name NAME --cost COST, or --costs FILE.'
+    )
   return _update(args, lambda lib, r: lib.set_cost(r, args.name, args.cost))
 
 
 def read_prompts(path) -> list[str]:
-  """Prompts from .txt (one per line), .json, .jsonl or .csv (``prompt``)."""
-  path = pathlib.Path(path)
-  try:
-    text = path.read_text()
-  except OSError as e:
-    raise ValueError(f'--prompts {path}: cannot read: {e.strerror}.') from e
-  suffix = path.suffix.lower()
-  try:
-    if suffix == '.json':
-      items = json.loads(text) if text.strip() else []
-    elif suffix == '.jsonl':
-      items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    elif suffix == '.csv':
-      rows = list(csv.DictReader(text.splitlines()))
-      if rows and 'prompt' not in rows[0]:
-        raise ValueError('expected a column named prompt')
-      items = [r['prompt'] for r in rows]
-    else:
-      items = [line for line in text.splitlines() if line.strip()]
-  except (json.JSONDecodeError, ValueError) as e:
-    raise ValueError(f'--prompts {path}: {e}.') from e
-  if not isinstance(items, list):
-    raise ValueError(f'--prompts {path}: expected a list of prompts.')
-  prompts = [x.get('prompt') if isinstance(x, dict) else x for x in items]
-  for i, x in enumerate(prompts):
-    if not isinstance(x, str):
-      raise ValueError(
-          f'--prompts {path}: item {i + 1}: expected a string '
-          f'(or an object with "prompt"), got {x!r}.'
-      )
-  if not prompts:
-    raise ValueError(f'--prompts {path}: the file holds no prompts.')
-  return prompts
+  """Prompts from .txt (one per line), .json, .jsonl or .csv (``prompt``)
+  (:func:`unirouter_jax.deploy.input_files.read_prompts`)."""
+  from unirouter_jax.deploy import input_files  # noqa: PLC0415
+
+  return input_files.read_prompts(path, source=f'--prompts {path}')
+
+
+def _budget(value: float, arg: str = '--budget') -> float:
+  if not (np.isfinite(value) and value >= 0):
+    raise ValueError(f'{arg}: expected a finite cost >= 0, got {value!r}.')
+  return value
+
+
+def _note(text: str) -> None:
+  sys.stderr.write(f'unirouter: note: {text}\n')
 
 
 def route_command(args) -> int:
   import jax  # noqa: PLC0415
 
+  from unirouter_jax.deploy import calibration, heldout  # noqa: PLC0415
   from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
+  from unirouter_jax.deploy import route_records as records  # noqa: PLC0415
   from unirouter_jax.deploy import router as router_lib  # noqa: PLC0415
 
+  if args.seed is not None and args.budget is None:
+    raise ValueError('--seed: only used with --budget.')
+  lam = 0.0 if args.lam is None else args.lam
+  if not (np.isfinite(lam) and lam >= 0):
+    raise ValueError(f'--lambda: expected a finite value >= 0, got {lam!r}.')
+  if args.budget is not None:
+    _budget(args.budget)
+  if args.top is not None and args.top < 1:
+    raise ValueError(f'--top: expected an integer >= 1, got {args.top}.')
   texts = None
   if args.prompts:
     texts = read_prompts(args.prompts)
   elif args.prompt:
     texts = list(args.prompt)
-  router = router_io.load_router(args.router)
+  router, calib_set = router_io.load_deployed(args.router)
   if texts is not None:
     emb = router_io.embed_texts(router, texts)
   else:
@@ -360,14 +390,98 @@ def route_command(args) -> int:
       emb = np.load(args.embeddings, allow_pickle=False)
     except (OSError, ValueError) as e:
       raise ValueError(f'--embeddings {args.embeddings}: {e}.') from e
-  if args.seed is not None and args.budget is None:
-    raise ValueError('--seed: only used with --budget.')
-  if args.budget is not None:
-    key = None if args.seed is None else jax.random.key(args.seed)
-    from unirouter_jax.deploy import calibration  # noqa: PLC0415
-
-    out = calibration.route_budget(router, emb, args.budget, key=key)
+  notes = []
+  if args.budget is None:
+    out = router_lib.route(router, emb, lam=lam)
+    summary = {'lambda': records.clean(lam)}
   else:
-    out = router_lib.route(router, emb, lam=args.lam or 0.0)
-  sys.stdout.write(router_io.dumps_route(out, texts, top=args.top) + '\n')
+    cal, source = heldout.budget_calibration(
+        router, calib_set, emb, args.budget
+    )
+    key = None if args.seed is None else jax.random.key(args.seed)
+    out = calibration.route_calibrated(router, emb, cal, key=key)
+    rep = cal.report()
+    achieved = records.mean_cost(out)
+    expected = rep['mixed_cost'] if key is not None else rep['cost']
+    summary = {
+        'lambda': records.clean(rep['lam']),
+        'budget': {
+            'target': records.clean(args.budget),
+            'mean_cost': achieved,
+            'within_budget': achieved <= args.budget * (1 + 1e-6),
+            'calibrated_on': source['calibrated_on'],
+            'calibration_prompts': source['calibration_prompts'],
+            'calibration_mean_cost': records.clean(expected),
+            'reached': rep['reached'],
+            'lambda': records.clean(rep['lam']),
+            'lambda_alt': records.clean(rep['lam_alt']),
+            'mix': records.clean(rep['mix']),
+            'mixed': key is not None,
+        },
+    }
+    if 'note' in source:
+      notes.append(source['note'])
+    if not rep['reached']:
+      notes.append(
+          f'the budget {records.clean(args.budget)} is below the cheapest '
+          f'routing ({records.clean(rep["cost"])} on the calibration '
+          'prompts); every prompt goes to the cheapest LLM'
+      )
+  if notes:
+    summary['note'] = '; '.join(notes)
+  if args.format == 'jsonl':
+    sys.stdout.write(records.dumps_jsonl(out, texts, top=args.top))
+    sys.stderr.write(f'unirouter: route: {_summary_line(summary)}\n')
+  else:
+    sys.stdout.write(
+        records.dumps_json(out, texts, top=args.top, summary=summary) + '\n'
+    )
+  for text in notes:
+    _note(text)
+  return 0
+
+
+def _summary_line(summary: dict) -> str:
+  line = f'lambda {summary["lambda"]}'
+  b = summary.get('budget')
+  if b:
+    line += (
+        f'; budget {b["target"]}: mean cost {b["mean_cost"]} on these '
+        f'prompts, {b["calibration_mean_cost"]} on the '
+        f'{b["calibration_prompts"]} {b["calibrated_on"]} calibration '
+        'prompts'
+    )
+  return line
+
+
+def export_command(args) -> int:
+  from unirouter_jax.deploy import export  # noqa: PLC0415
+  from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
+
+  budgets = [_budget(b) for b in args.budget or []] or None
+  router, calib = router_io.load_deployed(args.router)
+  if budgets and calib is None:
+    raise ValueError(
+        f'--budget: the router {args.router} keeps no held-out calibration '
+        'prompts, so no budget can be calibrated; refit it with `unirouter '
+        'fit` (which keeps them), or export without --budget.'
+    )
+  try:
+    doc = export.write_portable(args.out, router, calib, budgets=budgets)
+  except OSError as e:
+    raise ValueError(f'--out {args.out}: cannot write: {e.strerror}.') from e
+  cal = doc['calibration']
+  _print({
+      'out': str(args.out),
+      'llms': doc['llm_names'],
+      'num_clusters': doc['num_clusters'],
+      'calibrated_budgets': (
+          None if cal is None else [p['budget'] for p in cal['points']]
+      ),
+  })
+  if cal is None:
+    _note(
+        f'the router {args.router} keeps no held-out calibration prompts; '
+        'exported without calibrated lambdas (calibration: null)'
+    )
   return 0
