@@ -18,7 +18,7 @@ from unirouter_jax.deploy import export, heldout, portable
 from unirouter_jax.deploy import router as router_lib
 
 
-def tie_router(seed=0, n=1500, d=16, k=8, n_probe=400):
+def tie_router(seed=0, n=1500, d=16, k=8, n_probe=400, **map_kw):
   """A router whose LLMs 4 and 5 copy 0 and 1: LLM 4 cheaper than 0, LLM 5
   as dear as 1 (exact ties in score at every lambda for 5 and 1)."""
   rng = np.random.default_rng(seed)
@@ -43,6 +43,7 @@ def tie_router(seed=0, n=1500, d=16, k=8, n_probe=400):
       k=k,
       encoder_id='toy-16',
       encoder_hash='f00d',
+      **map_kw,
   )
   calib = heldout.make(emb, [f'p{i}' for i in range(n)], np.arange(n_fit, n))
   return router, calib, centres
@@ -214,9 +215,9 @@ class PortableTest(parameterized.TestCase):
       ),
       (
           'version',
-          {'format_version': 2},
-          r'^r: format_version 2 is not supported \(this reader reads 1 to '
-          r'1\)\.$',
+          {'format_version': 3},
+          r'^r: format_version 3 is not supported \(this reader reads 1 to '
+          r'2\)\.$',
       ),
       (
           'names',
@@ -260,6 +261,155 @@ class PortableTest(parameterized.TestCase):
       portable.route_numpy(self.reader, np.zeros((2, 3)), 0.0)
     with self.assertRaisesRegex(ValueError, '^lam: expected a finite value'):
       portable.route_numpy(self.reader, self.prompts[:2], -1.0)
+
+
+def prompts_near(centres, seed=1, num=2500):
+  rng = np.random.default_rng(seed)
+  near = centres[rng.integers(0, len(centres), num)]
+  return np.concatenate([
+      near + rng.normal(size=near.shape),
+      rng.normal(size=(num, near.shape[1])) * 4.0,
+  ]).astype(np.float32)
+
+
+# Scores of two LLMs closer than this may be ranked either way by float32
+# rounding (NumPy's exp and sums are not XLA's); everywhere else the
+# choices must be identical.
+_NEAR_TIE = 1e-5
+
+
+@parameterized.named_parameters(
+    ('soft', {'cluster_map': 'soft', 'beta': 0.05}),
+    ('soft_sharp', {'cluster_map': 'soft', 'beta': 1.0}),
+    ('learned_mlp', {'cluster_map': 'learned', 'epochs': 2}),
+    ('learned_linear', {'cluster_map': 'learned', 'arch': 'linear'}),
+)
+class PortableMapsTest(parameterized.TestCase):
+  """Soft and learned cluster maps exported, read and routed in NumPy."""
+
+  def test_numpy_reader_routes_as_router(self, map_kw):
+    router, calib, centres = tie_router(**map_kw)
+    kind = map_kw['cluster_map']
+    doc = export.to_portable(router, calib)
+    self.assertEqual(doc['format_version'], 2)
+    self.assertEqual(doc['rule'], portable.rule(kind))
+    self.assertEqual(doc['cluster_map']['kind'], kind)
+    reader = portable.from_dict(json.loads(json.dumps(doc)))
+    prompts = prompts_near(centres)
+    want = router_lib.route(router, prompts, lam=0.0)
+    np.testing.assert_allclose(
+        portable.gamma_numpy(reader, prompts), want.gamma_qm, atol=2e-5
+    )
+    np.testing.assert_array_equal(
+        portable.assign_numpy(reader, prompts), want.cluster_q
+    )
+    calibrated = [
+        lam
+        for p in doc['calibration']['points']
+        for lam in (p['lambda'], p['lambda_alt'])
+    ]
+    agree = []
+    for lam in [0.0, 1e-3, 1.0, 10.0, 30.0, 100.0, 1e4] + calibrated:
+      out = router_lib.route(router, prompts, lam=lam)
+      got = portable.route_numpy(reader, prompts, lam)
+      score = np.asarray(out.gamma_qm) + np.float32(lam) * out.cost_m
+      best = score.min(axis=1, keepdims=True)
+      # The next distinct score (exact ties, between copies, count as clear).
+      runner_up = np.where(score > best, score, np.inf).min(axis=1)
+      clear = runner_up - best[:, 0] > _NEAR_TIE
+      agree.append(np.mean(got == np.asarray(out.choice_q)))
+      with self.subTest(lam=lam):
+        np.testing.assert_array_equal(
+            got[clear], np.asarray(out.choice_q)[clear]
+        )
+    # Near ties too go the same way almost always.
+    self.assertGreaterEqual(min(agree), 0.999)
+    names = set(
+        np.asarray(reader.llm_names)[portable.route_numpy(reader, prompts, 0.0)]
+    )
+    self.assertNotIn('a', names)
+    self.assertNotIn('b-copy', names)
+
+  def test_map_round_trips_exactly(self, map_kw):
+    router, _, _ = tie_router(**map_kw)
+    reader = portable.from_dict(
+        json.loads(json.dumps(export.to_portable(router)))
+    )
+    cmap = reader.cluster_map
+    if map_kw['cluster_map'] == 'soft':
+      self.assertEqual(cmap['beta'], np.float32(map_kw['beta']))
+      return
+    layers = cmap['layers']
+    want = [
+        np.asarray(x) for x in jax.tree.leaves(router.cluster_map.variables)
+    ]
+    got = [
+        x
+        for layer in layers
+        for name, x in layer.items()
+        if isinstance(x, np.ndarray)
+    ]
+    self.assertEqual(sum(x.size for x in got), sum(x.size for x in want))
+    self.assertEqual(layers[-1]['kernel'].shape[1], 8)
+    if map_kw.get('arch') == 'linear':
+      self.assertEqual([layer['op'] for layer in layers], ['dense'])
+      np.testing.assert_array_equal(
+          layers[0]['kernel'],
+          np.asarray(
+              router.cluster_map.variables['params']['Dense_0']['kernel']
+          ),
+      )
+    else:
+      self.assertEqual(
+          [layer['op'] for layer in layers],
+          ['batch_norm', 'dense', 'batch_norm', 'relu'] * 1
+          + ['dense', 'batch_norm', 'relu', 'dense'],
+      )
+
+
+class PortableMapDocumentTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    router, _, _ = tie_router(cluster_map='learned', arch='linear')
+    cls.doc = json.loads(json.dumps(export.to_portable(router)))
+
+  @parameterized.named_parameters(
+      ('kind', {'kind': 'fuzzy'}, r"^r: cluster_map: unknown kind 'fuzzy'"),
+      ('beta', {'kind': 'soft', 'beta': -1}, r'^r: cluster_map: beta: '),
+      ('op', {'layers': [{'op': 'tanh'}]}, r"layers\[0\]: unknown op 'tanh'"),
+      (
+          'outputs',
+          {'layers': [{'op': 'dense', 'kernel': [[0.0]] * 16}]},
+          r'expected 8 outputs \(one per cluster\), got 1\.$',
+      ),
+      (
+          'kernel',
+          {'layers': [{'op': 'dense', 'kernel': [[0.0]] * 3}]},
+          r'layers\[0\]: kernel: expected shape \[16, None\]',
+      ),
+  )
+  def test_bad_maps(self, entry, message):
+    doc = json.loads(json.dumps(self.doc))
+    doc['cluster_map'] = {**doc['cluster_map'], **entry}
+    with self.assertRaisesRegex(ValueError, message):
+      portable.from_dict(doc, 'r')
+
+  def test_reader_imports_no_jax(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'router.json')
+      with open(path, 'w') as f:
+        json.dump(self.doc, f)
+      code = (
+          'import sys, numpy as np\n'
+          'from unirouter_jax.deploy import portable\n'
+          f'r = portable.load_json({path!r})\n'
+          'print(portable.route_numpy(r, np.ones((2, 16)), 0.0).tolist())\n'
+          'assert "jax" not in sys.modules, "jax was imported"\n'
+      )
+      proc = subproc.run(['-c', code])
+    self.assertEqual(proc.returncode, 0, proc.stderr)
 
 
 if __name__ == '__main__':

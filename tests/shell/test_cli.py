@@ -422,3 +422,28 @@ class GoldenTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class FlagNamesTest(parameterized.TestCase):
+  """Library errors reach the terminal naming the flags a user types."""
+
+  @parameterized.parameters(
+      ('target_cost: expected >= 0, got -1.', '--budget: expected >= 0'),
+      (
+          'labels missing (pass allow_missing=True to accept partial labels)',
+          '(pass --allow-missing to accept partial labels)',
+      ),
+      ('train_fraction/val_fraction: the test', '--train-fraction/--val-'),
+      ('num_trials: expected >= 1, got 0.', '--trials: expected >= 1'),
+      ('--val-fraction: already a flag', '--val-fraction: already a flag'),
+  )
+  def test_as_flags(self, message, expected):
+    self.assertIn(expected, cli.as_flags(message))
+
+  def test_snake_case_spellings_become_kebab(self):
+    self.assertEqual(
+        cli.kebab_flags(
+            ['evaluate', '--no_plots', '--val_fraction=0.2', 'a_b']
+        ),
+        ['evaluate', '--no-plots', '--val-fraction=0.2', 'a_b'],
+    )

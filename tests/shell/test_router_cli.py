@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 
+import jax
 import numpy as np
 from absl.testing import absltest, parameterized
 
@@ -201,6 +202,91 @@ class RouterCLITest(parameterized.TestCase):
       self.assertEqual(
           router_cli.read_prompts(self._labels(name, text)), ['a', 'b']
       )
+
+
+@parameterized.named_parameters(
+    ('soft', ['--map', 'soft']),  # beta selected
+    ('learned', ['--map', 'learned', '--epochs', 1]),
+)
+class ClusterMapCLITest(parameterized.TestCase):
+  """fit --map, then add-llm, route and export, end to end."""
+
+  def test_fit_add_route_export(self, map_args):
+    from unirouter_jax.deploy import portable  # noqa: PLC0415
+    from unirouter_jax.deploy import router as router_lib  # noqa: PLC0415
+
+    kind = map_args[1]
+    tmp = self.enterContext(tempfile.TemporaryDirectory())
+    ds = data.load('alpacaeval')
+    rng = np.random.default_rng(0)
+    emb = os.path.join(tmp, 'emb.npy')
+    np.save(emb, rng.normal(size=(ds.num_prompts, 8)).astype(np.float32))
+    router = os.path.join(tmp, 'router')
+    fit = ['fit', '--data', 'alpacaeval', '--out', router, '--embeddings', emb]
+    fit += ['--encoder-id', 'random-8', '--k', 4, '--probe-size', 60]
+    code, out = run(*fit, *map_args, '--calib-size', 40)
+    info = json.loads(out)
+    self.assertEqual((code, info['cluster_map'], info['k']), (0, kind, 4))
+    if kind == 'soft':
+      self.assertIn(info['beta'], info['beta_candidates'])
+    else:
+      self.assertEqual((info['arch'], info['epochs']), ('mlp', 1))
+    fitted = router_io.load_router(router)
+    self.assertEqual(fitted.cluster_map.kind, kind)
+    probe = os.path.join(tmp, 'probe.csv')
+    run('probe-set', '--router', router, '--out', probe)
+    with open(probe, newline='') as f:
+      ids = [row['prompt_id'] for row in csv.DictReader(f)]
+    labels, new_labels = os.path.join(tmp, 'labels.json'), {
+        pid: float(j % 3 == 0) for j, pid in enumerate(ids)
+    }
+    with open(labels, 'w') as f:
+      json.dump(new_labels, f)
+    code, out = run(
+        'add-llm', '--router', router, '--name', 'new', '--cost', 0.1,
+        '--labels', labels,
+    )  # fmt: skip
+    self.assertEqual(code, 0)
+    added = router_io.load_router(router)
+    self.assertEqual(added.cluster_map.kind, kind)
+    jax_added = router_lib.add_llm(fitted, 'new', 0.1, new_labels)
+    np.testing.assert_array_equal(added.psi_km, jax_added.psi_km)
+    jax.tree.map(
+        np.testing.assert_array_equal, added.cluster_map, fitted.cluster_map
+    )
+    q = os.path.join(tmp, 'q.npy')
+    q_emb = rng.normal(size=(30, 8)).astype(np.float32)
+    np.save(q, q_emb)
+    code, out = run(
+        'route', '--router', router, '--embeddings', q, '--lambda', 0.5
+    )
+    got = [r['choice'] for r in json.loads(out)['results']]
+    want = router_lib.route(added, q_emb, lam=0.5)
+    self.assertEqual(got, want.choice_names)
+    code, out = run(
+        'route', '--router', router, '--embeddings', q, '--budget', 0.002
+    )
+    self.assertEqual(code, 0)
+    self.assertEqual(json.loads(out)['budget']['calibrated_on'], 'held-out')
+    path = os.path.join(tmp, 'router.json')
+    code, out = run('export', '--router', router, '--out', path)
+    self.assertEqual((code, json.loads(out)['cluster_map']), (0, kind))
+    reader = portable.load_json(path)
+    np.testing.assert_array_equal(
+        portable.route_numpy(reader, q_emb, 0.5), want.choice_q
+    )
+
+
+class MapFlagsTest(absltest.TestCase):
+
+  def test_flags_of_another_map_are_refused(self):
+    for args, msg in (
+        (['--beta', 1], '--beta: only used with --map soft'),
+        (['--map', 'soft', '--epochs', 2], '--epochs: only used with --map'),
+        (['--map', 'learned', '--epochs', 0], '--epochs: expected an integer'),
+    ):
+      with self.subTest(msg=msg), self.assertRaisesRegex(ValueError, msg):
+        run('fit', '--data', 'alpacaeval', '--out', '/nonexistent/r', *args)
 
 
 if __name__ == '__main__':

@@ -352,6 +352,9 @@ class Router:
     probe_texts: ``p`` probe prompt texts (static).
     encoder_id: identifier of the prompt encoder (static).
     encoder_hash: hash of the encoder weights (static; '' if unknown).
+    cluster_map: the prompt side ``Phi`` beyond the centroids
+      (``deploy.cluster_map.ClusterMap``: soft k-means or a LearnedMap);
+      None routes as K-means.
   """
 
   centroids_kd: Array
@@ -370,6 +373,7 @@ class Router:
   probe_texts: tuple[str, ...] = struct.field(pytree_node=False, default=())
   encoder_id: str = struct.field(pytree_node=False, default='')
   encoder_hash: str = struct.field(pytree_node=False, default='')
+  cluster_map: Any = None
 
   @property
   def num_llms(self) -> int:

@@ -9,7 +9,8 @@ as one ``lax.fori_loop``) finds the boundary.
 **[project choice]** randomised mixing. UniRoute (K-means) gives every
 prompt of a cluster the same estimated errors, so all of them switch LLM at
 the same ``lam``: the mean cost is a step function with jumps as large as a
-cluster's share of the traffic. To hit a target between two steps, the
+cluster's share of the traffic (a soft or learned map has a step per
+prompt, smaller but still steps). To hit a target between two steps, the
 result also holds the neighbouring cost weight ``lam_alt`` on the other side
 of the target and the probability ``mix`` of routing a prompt with it, so
 that the *expected* cost (or quality) equals the target on the calibration
@@ -19,14 +20,17 @@ prompts (mixing two routers reaches any point between them, method.md 3).
 
 The bisection ends on a step's edge, where two LLMs' scores tie to the last
 bit; ``lam`` and ``lam_alt`` are then moved to the middle of their steps
-(:mod:`unirouter_jax.deploy.breakpoints`; checked to meet the target on
+(:mod:`unirouter_jax.deploy.breakpoints`, of the clusters' ``psi`` rows
+under K-means and of every calibration prompt's ``gamma`` row under a soft
+or learned map, up to 2^23 breakpoints; checked to meet the target on
 one side only, as before), so that a gateway routing with them in float64, or
 without fused multiply-add, decides as this router does.
 :func:`calibrate_budgets` calibrates many budgets in one vmapped call (the
 calibrated lambdas of an exported router).
 
 :func:`select_shrinkage` picks the shrinkage pseudo-count by the Area of the
-deferral curve (method.md 3) on labelled held-out prompts.
+deferral curve (method.md 3) on labelled held-out prompts, routed through
+the router's cluster map.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from unirouter_jax.core import curves, kmeans, psi, routing
+from unirouter_jax.core import curves, psi, routing
 from unirouter_jax.core.structs import EvalSet, RouteOutput, Router
 from unirouter_jax.deploy import breakpoints, rule
+from unirouter_jax.deploy import cluster_map as maps
 from unirouter_jax.deploy import router as router_lib
 
 Array = jax.Array
@@ -232,12 +237,30 @@ def _inputs(router, emb_qd, quality_qm, label_mask_qm, pool):
     quality = jnp.asarray(np.where(mask, q, 0.0))
   else:
     quality, mask = jnp.zeros(shape, jnp.float32), np.ones(shape, bool)
-  bp_p, noise_p = breakpoints.breakpoints(
-      router.psi_km, router.cluster_mask_k, router.cost_m, pool_m
-  )
+  bp_p, noise_p = _breakpoints(router, gamma_qm, pool_m)
   args = (gamma_qm, router.cost_m, pool_m, quality, jnp.asarray(mask))
   args += (bp_p, noise_p)
   return args, realised
+
+
+# The most breakpoints a soft map's calibration lists (prompts x m x m);
+# beyond, the cost weights stay where the bisection left them.
+_MAX_BREAKPOINTS = 1 << 23
+
+
+def _breakpoints(router, gamma_qm, pool_m):
+  """Breakpoints of the lines of every distinct ``gamma`` row: the
+  clusters' ``psi`` under K-means, every prompt's ``gamma`` otherwise."""
+  if maps.kind_of(maps.of(router)) == 'kmeans':
+    return breakpoints.breakpoints(
+        router.psi_km, router.cluster_mask_k, router.cost_m, pool_m
+    )
+  q, m = gamma_qm.shape
+  if q * m * m > _MAX_BREAKPOINTS:
+    return jnp.full((1,), jnp.inf), jnp.zeros((1,))
+  return breakpoints.breakpoints(
+      gamma_qm, jnp.ones((q,), bool), router.cost_m, pool_m
+  )
 
 
 def calibrate_lambda(
@@ -368,19 +391,19 @@ def route_budget(
 @functools.partial(jax.jit, static_argnames=('num_lambdas',))
 def _shrinkage_areas(router, emb_qd, ev: EvalSet, strength_s, num_lambdas):
   clustering = router.clustering
-  feats = psi.cluster_features(
-      router.probe_emb_pd,
-      clustering,
+  cmap = maps.of(router)
+  feats = psi.llm_features(
+      maps.psi_weights(cmap, clustering, router.probe_emb_pd),
       router.probe_error_pm,
       router.probe_visible_pm,
+      cluster_mask_k=clustering.cluster_mask_k,
   )
-  cluster_q = kmeans.assign(emb_qd, clustering)
   pool_m = jnp.ones((router.probe_error_pm.shape[1],), bool)
   lam_l = routing.lambda_grid(num_lambdas)
   grid_g = jnp.linspace(0.0, 1.0, 101)
 
   def area(s):
-    gamma_qm = psi.shrunk_psi(feats, s)[cluster_q]
+    gamma_qm, _ = maps.gamma(cmap, clustering, psi.shrunk_psi(feats, s), emb_qd)
     return curves.curve_from_gamma(
         gamma_qm, pool_m, router.cost_m, ev, lam_l, grid_g
     ).area

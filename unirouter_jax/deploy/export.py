@@ -11,6 +11,11 @@ prompts (:mod:`unirouter_jax.deploy.heldout`): for the given budgets, or by
 default for 11 budgets evenly spaced from the cheapest LLM's cost to the
 mean cost of the most accurate routing (``lambda = 0``). A router that
 keeps no held-out prompts is exported with ``calibration: null``.
+
+Every cluster map is exported (``cluster_map``): K-means as before (format
+version 1), soft k-means with its ``beta`` and a learned map with its
+network's weights, layer by layer (format version 2), which the NumPy
+reader applies.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import numpy as np
 
 from unirouter_jax.core.structs import Router
 from unirouter_jax.deploy import calibration, checkpointing, heldout, portable
+from unirouter_jax.deploy import cluster_map as maps
 from unirouter_jax.deploy import router as router_lib
 from unirouter_jax.deploy.route_records import clean
 
 __all__ = ('default_budgets', 'to_portable', 'write_portable')
 
 DEFAULT_NUM_BUDGETS = 11
+# flax.linen.BatchNorm's default epsilon (ClusterNet keeps it).
+BATCH_NORM_EPSILON = 1e-5
 
 
 def _clean_array(a) -> list:
@@ -104,11 +112,16 @@ def to_portable(
         'no budget can be calibrated; refit it with `unirouter fit`.'
     )
   real = np.asarray(router.cluster_mask_k, bool)
+  cmap = maps.of(router)
+  kind = maps.kind_of(cmap)
+  count_km = np.asarray(router.count_km)[real]
   return {
       'format': portable.FORMAT,
-      'format_version': portable.FORMAT_VERSION,
+      # Version 1 (K-means) is what readers without maps read.
+      'format_version': 1 if kind == 'kmeans' else 2,
       'library_version': metadata.version('unirouter_jax'),
-      'rule': portable.RULE,
+      'rule': portable.rule(kind),
+      'cluster_map': _map_entry(cmap, real),
       'encoder': {
           'id': router.encoder_id or None,
           'weights_hash': router.encoder_hash or None,
@@ -121,11 +134,54 @@ def to_portable(
       # Real clusters only; they come first, so indices are unchanged.
       'centroids_kd': _clean_array(np.asarray(router.centroids_kd)[real]),
       'psi_km': _clean_array(np.asarray(router.psi_km)[real]),
+      # Soft k-means counts are sums of responsibilities, not integers.
       'count_km': (
-          np.rint(np.asarray(router.count_km)[real]).astype(int).tolist()
+          _clean_array(count_km)
+          if kind == 'soft'
+          else np.rint(count_km).astype(int).tolist()
       ),
       'calibration': _calibration(router, calib, budgets),
   }
+
+
+def _map_entry(cmap, real_k) -> dict:
+  """The ``cluster_map`` entry: the kind, soft's ``beta``, or a learned
+  map's network as a list of layers (the real clusters' outputs only)."""
+  kind = maps.kind_of(cmap)
+  if kind == 'kmeans':
+    return {'kind': kind}
+  if kind == 'soft':
+    return {'kind': kind, 'beta': clean(cmap.beta)}
+  variables = maps.trimmed(cmap, real_k).variables
+  params, stats = variables['params'], variables.get('batch_stats', {})
+
+  def dense(name):
+    layer = {'op': 'dense', 'kernel': _clean_array(params[name]['kernel'])}
+    if 'bias' in params[name]:
+      layer['bias'] = _clean_array(params[name]['bias'])
+    return layer
+
+  def batch_norm(name):
+    layer = {
+        'op': 'batch_norm',
+        'mean': _clean_array(stats[name]['mean']),
+        'var': _clean_array(stats[name]['var']),
+        'scale': _clean_array(params[name]['scale']),
+        'epsilon': BATCH_NORM_EPSILON,
+    }
+    if 'bias' in params[name]:
+      layer['bias'] = _clean_array(params[name]['bias'])
+    return layer
+
+  if cmap.arch == 'linear':
+    layers = [dense('Dense_0')]
+  else:  # estimators.learned_map.ClusterNet's MLP, in order
+    layers = [batch_norm('BatchNorm_0')]
+    for i in (0, 1):
+      layers += [dense(f'Dense_{i}'), batch_norm(f'BatchNorm_{i + 1}')]
+      layers.append({'op': 'relu'})
+    layers.append(dense('Dense_2'))
+  return {'kind': kind, 'arch': cmap.arch, 'layers': layers}
 
 
 def write_portable(

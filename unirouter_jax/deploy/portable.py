@@ -3,8 +3,12 @@
 ``unirouter export --router DIR --out router.json`` (or
 :func:`unirouter_jax.deploy.export.write_portable`) writes the file; this
 module reads and routes with it and imports nothing but ``json`` and
-``numpy`` (never JAX), so a gateway can copy it as it is, or port its 40
-lines of routing to another language. The format (``format_version`` 1):
+``numpy`` (never JAX), so a gateway can copy it as it is, or port its
+routing (about 40 lines for K-means, 40 more for the soft and learned
+maps) to another language. Soft and learned maps route as the router does
+up to float32 rounding (``exp`` and sums are not XLA's): two LLMs whose
+scores are within about 1e-5 may be ranked either way. The format (``format_version`` 1 for
+a K-means router, 2 for a soft or learned cluster map):
 
 * ``centroids_kd`` ``[k, d]``, ``psi_km`` ``[k, m]`` (estimated error of
   every LLM per cluster), ``count_km`` ``[k, m]`` (probe labels behind it),
@@ -17,7 +21,15 @@ lines of routing to another language. The format (``format_version`` 1):
   per query) on the held-out prompts the router keeps, ``null`` if none:
   ``{"source", "num_prompts", "points": [{"budget", "lambda",
   "lambda_alt", "mix", "mean_cost", "mixed_mean_cost", "reached"}]}``;
-* ``rule``: the routing rule in words (:data:`RULE`), which
+* ``cluster_map`` (absent in files of version 1: ``kmeans``):
+  ``{"kind": "kmeans"}``, ``{"kind": "soft", "beta"}`` (soft k-means
+  responsibilities at inverse temperature ``beta``) or ``{"kind":
+  "learned", "arch", "layers"}``: the network ``f`` of UniRoute's
+  LearnedMap as ``dense`` (``kernel`` ``[in, out]``, optional ``bias``),
+  ``batch_norm`` (``mean``, ``var``, ``scale``, optional ``bias``,
+  ``epsilon``; running averages) and ``relu`` layers applied in order;
+* ``rule``: the routing rule in words (:func:`rule`: :data:`RULE` for
+  K-means, :data:`RULE_SOFT`, :data:`RULE_LEARNED`), which
   :func:`route_numpy` implements.
 """
 
@@ -30,7 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 FORMAT = 'unirouter_jax.portable_router'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+KINDS = ('kmeans', 'soft', 'learned')
 RULE = {
     'dtype': 'float32: every array, lambda and intermediate result',
     'cluster': (
@@ -44,6 +57,34 @@ RULE = {
     ),
     'lambda': 'cost weight >= 0 in error per unit of cost_m; 0 = most accurate',
 }
+_GAMMA = (
+    'gamma_m = sum_k phi_k * psi_km[k, m]; score_m = gamma_m + lambda * '
+    'cost_m[m]'
+)
+_SOFTMAX = 'softmax: exp(z - max(z)) / sum(exp(z - max(z)))'
+RULE_SOFT = {
+    **RULE,
+    'cluster': 'k = argmax_k phi_k (reported only); ties: the lowest k',
+    'weights': (
+        'phi = softmax(-beta * d), d_k the squared distance '
+        'sum(x*x) - 2 * dot(x, centroids_kd[k]) + sum(centroids_kd[k]**2), '
+        f'clipped at 0; {_SOFTMAX}'
+    ),
+    'score': _GAMMA,
+}
+RULE_LEARNED = {
+    **RULE_SOFT,
+    'weights': (
+        'phi = softmax(f(x)); f applies cluster_map.layers in order: dense '
+        'y = x @ kernel (+ bias); batch_norm y = (x - mean) * (scale / '
+        f'sqrt(var + epsilon)) (+ bias); relu y = max(x, 0); {_SOFTMAX}'
+    ),
+}
+
+
+def rule(kind: str) -> dict:
+  """The rule of a cluster map kind, in words."""
+  return {'kmeans': RULE, 'soft': RULE_SOFT, 'learned': RULE_LEARNED}[kind]
 
 
 class PortableRouter(NamedTuple):
@@ -58,6 +99,7 @@ class PortableRouter(NamedTuple):
   encoder: dict | None
   calibration: dict | None
   meta: dict
+  cluster_map: dict | None = None  # parsed; None = K-means
 
 
 def _array(obj: dict, name: str, shape: tuple, src: str) -> np.ndarray:
@@ -100,6 +142,9 @@ def from_dict(obj: Any, source: str = 'router') -> PortableRouter:
   k = centroids_kd.shape[0]
   if k == 0:
     raise ValueError(f'{src}: centroids_kd: expected at least one cluster.')
+  entry = obj.get('cluster_map', {'kind': 'kmeans'})
+  if version == 1:  # written before cluster maps: K-means only
+    entry = {'kind': 'kmeans'}
   return PortableRouter(
       centroids_kd=centroids_kd,
       psi_km=_array(obj, 'psi_km', (k, m), src),
@@ -112,7 +157,62 @@ def from_dict(obj: Any, source: str = 'router') -> PortableRouter:
           key: obj.get(key)
           for key in ('format_version', 'library_version', 'shrinkage')
       },
+      cluster_map=_parse_map(entry, centroids_kd.shape, src),
   )
+
+
+def _parse_map(entry, shape_kd, src: str) -> dict | None:
+  """The ``cluster_map`` entry with NumPy arrays (None for K-means)."""
+  kind = entry.get('kind') if isinstance(entry, dict) else None
+  if kind not in KINDS:
+    raise ValueError(
+        f'{src}: cluster_map: unknown kind {kind!r} (expected one of '
+        f'{list(KINDS)}).'
+    )
+  if kind == 'kmeans':
+    return None
+  if kind == 'soft':
+    beta = entry.get('beta')
+    if not isinstance(beta, (int, float)) or not np.isfinite(beta) or beta < 0:
+      raise ValueError(
+          f'{src}: cluster_map: beta: expected a finite number >= 0.'
+      )
+    return {'kind': kind, 'beta': np.float32(beta)}
+  layers = entry.get('layers')
+  if not isinstance(layers, list) or not layers:
+    raise ValueError(f'{src}: cluster_map: layers: expected a list.')
+  width, out = shape_kd[1], []
+  for i, layer in enumerate(layers):
+    where = f'{src}: cluster_map.layers[{i}]'
+    op = layer.get('op') if isinstance(layer, dict) else None
+    if op == 'relu':
+      out.append({'op': op})
+      continue
+    if op not in ('dense', 'batch_norm'):
+      raise ValueError(f'{where}: unknown op {op!r}.')
+    names = ('kernel',) if op == 'dense' else ('mean', 'var', 'scale')
+    parsed = {'op': op}
+    for name in names + ('bias',):
+      if name == 'bias' and 'bias' not in layer:
+        continue
+      want = (width, None) if name == 'kernel' else (width,)
+      if op == 'dense' and name == 'bias':
+        want = (parsed['kernel'].shape[1],)
+      parsed[name] = _array(layer, name, want, where)
+    if op == 'dense':
+      width = parsed['kernel'].shape[1]
+    else:
+      eps = layer.get('epsilon')
+      if not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f'{where}: epsilon: expected a number > 0.')
+      parsed['epsilon'] = np.float32(eps)
+    out.append(parsed)
+  if width != shape_kd[0]:
+    raise ValueError(
+        f'{src}: cluster_map.layers: expected {shape_kd[0]} outputs (one '
+        f'per cluster), got {width}.'
+    )
+  return {'kind': kind, 'layers': out}
 
 
 def load_json(path) -> PortableRouter:
@@ -127,18 +227,65 @@ def load_json(path) -> PortableRouter:
   return from_dict(obj, str(path))
 
 
-def assign_numpy(router: PortableRouter, emb_qd) -> np.ndarray:
-  """``[q]`` nearest cluster of each prompt (the rule's ``cluster``)."""
+def _embeddings(router: PortableRouter, emb_qd) -> np.ndarray:
   x_qd = np.asarray(emb_qd, np.float32)
+  d = router.centroids_kd.shape[1]
+  if x_qd.ndim != 2 or x_qd.shape[1] != d:
+    raise ValueError(f'emb_qd: expected [q, {d}], got {list(x_qd.shape)}.')
+  return x_qd
+
+
+def _sqdist(router: PortableRouter, emb_qd) -> np.ndarray:
+  """``[q, k]`` squared distances to the centroids, clipped at 0."""
+  x_qd = _embeddings(router, emb_qd)
   c_kd = router.centroids_kd
-  if x_qd.ndim != 2 or x_qd.shape[1] != c_kd.shape[1]:
-    raise ValueError(
-        f'emb_qd: expected [q, {c_kd.shape[1]}], got {list(x_qd.shape)}.'
-    )
   x2_q1 = np.sum(x_qd * x_qd, axis=-1, keepdims=True)
   c2_1k = np.sum(c_kd * c_kd, axis=-1)[None, :]
-  d_qk = np.maximum(x2_q1 - np.float32(2.0) * (x_qd @ c_kd.T) + c2_1k, 0)
-  return np.argmin(d_qk, axis=-1)
+  return np.maximum(x2_q1 - np.float32(2.0) * (x_qd @ c_kd.T) + c2_1k, 0)
+
+
+def _softmax(z_qk: np.ndarray) -> np.ndarray:
+  e_qk = np.exp(z_qk - z_qk.max(axis=-1, keepdims=True))
+  return e_qk / e_qk.sum(axis=-1, keepdims=True)
+
+
+def weights_numpy(router: PortableRouter, emb_qd) -> np.ndarray:
+  """``[q, k]`` cluster weights ``phi`` of a soft or learned map (the
+  rule's ``weights``); the one-hot of the cluster for K-means."""
+  cmap = router.cluster_map
+  if cmap is None:
+    k_q = np.argmin(_sqdist(router, emb_qd), axis=-1)
+    return np.eye(router.centroids_kd.shape[0], dtype=np.float32)[k_q]
+  if cmap['kind'] == 'soft':
+    return _softmax(-cmap['beta'] * _sqdist(router, emb_qd))
+  x = _embeddings(router, emb_qd)
+  for layer in cmap['layers']:
+    if layer['op'] == 'relu':
+      x = np.maximum(x, np.float32(0))
+      continue
+    if layer['op'] == 'dense':
+      x = x @ layer['kernel']
+    else:
+      inv = np.float32(1) / np.sqrt(layer['var'] + layer['epsilon'])
+      x = (x - layer['mean']) * (inv * layer['scale'])
+    if 'bias' in layer:
+      x = x + layer['bias']
+  return _softmax(x)
+
+
+def assign_numpy(router: PortableRouter, emb_qd) -> np.ndarray:
+  """``[q]`` cluster of each prompt (the rule's ``cluster``): the nearest
+  centroid, or the heaviest weight of a soft or learned map."""
+  if router.cluster_map is None:
+    return np.argmin(_sqdist(router, emb_qd), axis=-1)
+  return np.argmax(weights_numpy(router, emb_qd), axis=-1)
+
+
+def gamma_numpy(router: PortableRouter, emb_qd) -> np.ndarray:
+  """``[q, m]`` estimated error of every LLM on each prompt."""
+  if router.cluster_map is None:
+    return router.psi_km[assign_numpy(router, emb_qd)]
+  return weights_numpy(router, emb_qd) @ router.psi_km
 
 
 def route_numpy(router: PortableRouter, emb_qd, lam: float) -> np.ndarray:
@@ -146,8 +293,8 @@ def route_numpy(router: PortableRouter, emb_qd, lam: float) -> np.ndarray:
   ``choice``) at cost weight ``lam``; names are ``router.llm_names``."""
   if not (np.isfinite(lam) and lam >= 0):
     raise ValueError(f'lam: expected a finite value >= 0, got {lam!r}.')
-  k_q = assign_numpy(router, emb_qd)
-  score_qm = router.psi_km[k_q] + np.float32(lam) * router.cost_m[None, :]
+  gamma_qm = gamma_numpy(router, emb_qd)
+  score_qm = gamma_qm + np.float32(lam) * router.cost_m[None, :]
   tied_qm = score_qm == score_qm.min(axis=-1, keepdims=True)
   return np.argmin(np.where(tied_qm, router.cost_m[None, :], np.inf), -1)
 

@@ -9,7 +9,9 @@
   in a fixed order and the first candidate is the choice.
 
 :func:`dumps_json` writes ``{..summary, "results": [record, ...]}``;
-:func:`dumps_jsonl` one record per line, for batches.
+:func:`dumps_jsonl` one record per line, for batches. :func:`budget_summary`
+is the summary of a batch routed at a budget, :func:`summary_line` its one
+line for ``stderr``.
 """
 
 from __future__ import annotations
@@ -84,3 +86,48 @@ def mean_cost(out) -> float:
   """Mean cost per prompt of the choices of a :class:`RouteOutput`."""
   cost_m = np.asarray(out.cost_m, np.float32)
   return clean(np.mean(cost_m[np.asarray(out.choice_q)], dtype=np.float64))
+
+
+def budget_summary(
+    report: Mapping, *, budget: float, achieved: float, source: Mapping, mixed
+) -> dict:
+  """The summary of a batch routed at ``budget``.
+
+  Args:
+    report: the calibration's ``Calibration.report()``.
+    budget: the target mean cost per query.
+    achieved: the batch's mean cost (:func:`mean_cost`).
+    source: what it was calibrated on (``heldout.budget_calibration``).
+    mixed: whether the two cost weights were mixed at random.
+  """
+  expected = report['mixed_cost'] if mixed else report['cost']
+  return {
+      'lambda': clean(report['lam']),
+      'budget': {
+          'target': clean(budget),
+          'mean_cost': achieved,
+          'within_budget': achieved <= budget * (1 + 1e-6),
+          'calibrated_on': source['calibrated_on'],
+          'calibration_prompts': source['calibration_prompts'],
+          'calibration_mean_cost': clean(expected),
+          'reached': report['reached'],
+          'lambda': clean(report['lam']),
+          'lambda_alt': clean(report['lam_alt']),
+          'mix': clean(report['mix']),
+          'mixed': bool(mixed),
+      },
+  }
+
+
+def summary_line(summary: Mapping) -> str:
+  """One line of a routing summary (cost weight, budget and costs)."""
+  line = f'lambda {summary["lambda"]}'
+  b = summary.get('budget')
+  if b:
+    line += (
+        f'; budget {b["target"]}: mean cost {b["mean_cost"]} on these '
+        f'prompts, {b["calibration_mean_cost"]} on the '
+        f'{b["calibration_prompts"]} {b["calibrated_on"]} calibration '
+        'prompts'
+    )
+  return line

@@ -3,7 +3,10 @@
 A :class:`Router` holds everything needed to route a prompt among a set of
 LLMs and to onboard a new LLM without retraining (method.md 2.1):
 
-* the prompt side: K-means ``centroids_kd`` fitted on training prompts;
+* the prompt side: K-means ``centroids_kd`` fitted on training prompts and
+  a cluster map ``Phi`` (``router.cluster_map``: ``'kmeans'``, ``'soft'``
+  or ``'learned'``, :mod:`unirouter_jax.deploy.cluster_map`), so that
+  ``gamma(x, m) = Phi(x)^T psi[:, m]``;
 * the **probe set**: the representative prompts (ids, texts, embeddings)
   that every LLM is labelled on, with the labels of every LLM
   (``probe_error_pm``, ``probe_visible_pm``);
@@ -13,7 +16,10 @@ LLMs and to onboard a new LLM without retraining (method.md 2.1):
 
 Adding an LLM needs only its labels on the probe prompts: :func:`add_llm`
 appends a column and recomputes the (cheap) tables, so the result equals a
-router fitted with that LLM from the start (K-means uses no labels).
+router fitted with that LLM from the start (K-means uses no labels; a
+learned map is fitted on the fitting LLMs only, ``fit_router(map_llms=)``).
+:func:`fit_router` and :func:`from_clustering` live in
+:mod:`unirouter_jax.deploy.fitting`.
 
 Every function returns a new router and leaves its input unchanged; bad input
 raises ``ValueError`` naming the argument.
@@ -31,19 +37,20 @@ positive when every probe label in a cluster agrees.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unirouter_jax.core import kmeans
-from unirouter_jax.core.structs import Clustering, RouteOutput, Router
+from unirouter_jax.core.structs import RouteOutput
+from unirouter_jax.deploy import cluster_map as maps
 from unirouter_jax.deploy import rule
 from unirouter_jax.deploy import state as router_state
+from unirouter_jax.deploy.fitting import fit_router, from_clustering
 
 Array = jax.Array
+Router = router_state.Router
 
 __all__ = (
     'RouteOutput',
@@ -60,176 +67,6 @@ __all__ = (
     'set_cost',
     'set_shrinkage',
 )
-
-
-def fit_router(
-    key,
-    emb_nd,
-    quality_nm,
-    label_mask_nm,
-    cost_m,
-    llm_names: Sequence[str],
-    *,
-    train_idx,
-    probe_idx,
-    k: int,
-    probe_ids: Sequence[str] | None = None,
-    probe_texts: Sequence[str] | None = None,
-    encoder_id: str = '',
-    encoder_hash: str = '',
-    shrinkage: float = 0.0,
-    n_init: int = 3,
-    max_iter: int = 100,
-) -> Router:
-  """Fits a router: K-means on ``train_idx``, ``psi`` on ``probe_idx``.
-
-  Args:
-    key: PRNG key of K-means.
-    emb_nd: ``[n, d]`` prompt embeddings.
-    quality_nm: ``[n, m]`` labels in [0, 1] (only the probe rows are used).
-    label_mask_nm: ``[n, m]`` True where labelled.
-    cost_m: ``[m]`` cost per query.
-    llm_names: ``m`` unique names.
-    train_idx: ``[n_train]`` prompts to cluster.
-    probe_idx: ``[p]`` the probe set (every LLM's labels on it give psi).
-    k: number of clusters (``1 <= k <= n_train``).
-    probe_ids: ``p`` ids of the probe prompts (default: their indices).
-    probe_texts: ``p`` texts of the probe prompts (default: empty).
-    encoder_id: identifier of the encoder that produced ``emb_nd``.
-    encoder_hash: hash of its weights.
-    shrinkage: pseudo-count of the shrinkage estimator (0 = paper).
-    n_init: K-means restarts.
-    max_iter: Lloyd iterations.
-  """
-  emb = np.asarray(emb_nd, np.float32)
-  q = np.asarray(quality_nm, np.float32)
-  mask = np.asarray(label_mask_nm, bool)
-  if emb.ndim != 2 or q.ndim != 2 or q.shape[0] != emb.shape[0]:
-    raise ValueError(
-        f'emb_nd/quality_nm: expected [n, d] and [n, m], got {emb.shape} and '
-        f'{q.shape}.'
-    )
-  if mask.shape != q.shape:
-    raise ValueError(f'label_mask_nm: expected {q.shape}, got {mask.shape}.')
-  names = router_state.check_names(llm_names, 'llm_names')
-  router_state.check_some_llms(q.shape[1], 'quality_nm')
-  if len(names) != q.shape[1]:
-    raise ValueError(
-        f'llm_names: expected {q.shape[1]} names, got {len(names)}.'
-    )
-  cost = router_state.check_cost(cost_m, 'cost_m')
-  if cost.shape != (q.shape[1],):
-    raise ValueError(
-        f'cost_m: expected shape ({q.shape[1]},), got {cost.shape}.'
-    )
-  train_idx = np.asarray(train_idx, np.int64)
-  probe_idx = np.asarray(probe_idx, np.int64)
-  if probe_idx.size == 0 or train_idx.size == 0:
-    raise ValueError('train_idx/probe_idx: expected non-empty index arrays.')
-  if not isinstance(k, (int, np.integer)) or not 1 <= k <= train_idx.size:
-    raise ValueError(f'k: expected an int in [1, {train_idx.size}], got {k!r}.')
-  pq = q[probe_idx]
-  pmask = mask[probe_idx]
-  if (
-      not np.isfinite(pq[pmask]).all()
-      or (pq[pmask] < 0).any()
-      or (pq[pmask] > 1).any()
-  ):
-    raise ValueError('quality_nm: expected probe labels in [0, 1].')
-  ids = tuple(str(i) for i in (probe_idx if probe_ids is None else probe_ids))
-  texts = (
-      tuple('' for _ in ids)
-      if probe_texts is None
-      else tuple(str(t) for t in probe_texts)
-  )
-  if len(ids) != probe_idx.size or len(texts) != probe_idx.size:
-    raise ValueError(
-        f'probe_ids/probe_texts: expected {probe_idx.size} entries, got '
-        f'{len(ids)} and {len(texts)}.'
-    )
-  if len(set(ids)) != len(ids):
-    raise ValueError('probe_ids: expected unique ids.')
-  weight_n = np.zeros((emb.shape[0],), np.float32)
-  weight_n[train_idx] = 1.0
-  clustering = _kmeans_jit(
-      key,
-      jnp.asarray(emb),
-      jnp.asarray(weight_n),
-      k,
-      k_max=int(k),
-      n_init=n_init,
-      max_iter=max_iter,
-  )
-  return from_clustering(
-      clustering,
-      emb[probe_idx],
-      np.where(pmask, pq, 0.0),
-      pmask,
-      cost,
-      names,
-      probe_ids=ids,
-      probe_texts=texts,
-      encoder_id=encoder_id,
-      encoder_hash=encoder_hash,
-      shrinkage=shrinkage,
-  )
-
-
-def from_clustering(
-    clustering: Clustering,
-    probe_emb_pd,
-    probe_quality_pm,
-    probe_mask_pm,
-    cost_m,
-    llm_names,
-    *,
-    probe_ids,
-    probe_texts,
-    encoder_id='',
-    encoder_hash='',
-    shrinkage=0.0,
-    trim: bool = True,
-) -> Router:
-  """A router from a fitted clustering and validated probe labels.
-
-  ``trim`` drops the padded clusters (real clusters come first).
-  """
-  router_state.check_some_llms(len(llm_names), 'llm_names')
-  centroids_kd, mask_k = clustering.centroids_kd, clustering.cluster_mask_k
-  if trim:
-    k = int(np.asarray(mask_k).sum())
-    centroids_kd, mask_k = centroids_kd[:k], mask_k[:k]
-  pmask = np.asarray(probe_mask_pm, bool)
-  router = Router(
-      centroids_kd=jnp.asarray(centroids_kd, jnp.float32),
-      cluster_mask_k=jnp.asarray(mask_k, bool),
-      probe_emb_pd=jnp.asarray(probe_emb_pd, jnp.float32),
-      probe_error_pm=jnp.asarray(
-          np.where(pmask, 1.0 - np.asarray(probe_quality_pm), 0.0), jnp.float32
-      ),
-      probe_visible_pm=jnp.asarray(pmask),
-      cost_m=jnp.asarray(cost_m, jnp.float32),
-      shrinkage=jnp.asarray(
-          router_state.check_shrinkage(shrinkage), jnp.float32
-      ),
-      psi_km=None,
-      count_km=None,
-      se_km=None,
-      global_m=None,
-      llm_names=tuple(llm_names),
-      probe_ids=tuple(probe_ids),
-      probe_texts=tuple(probe_texts),
-      encoder_id=str(encoder_id),
-      encoder_hash=str(encoder_hash),
-  )
-  return router_state.rebuild(router)
-
-
-@functools.partial(jax.jit, static_argnames=('k_max', 'n_init', 'max_iter'))
-def _kmeans_jit(key, emb_nd, weight_n, k, *, k_max, n_init, max_iter):
-  return kmeans.kmeans(
-      key, emb_nd, weight_n, k, k_max=k_max, n_init=n_init, max_iter=max_iter
-  )
 
 
 def probe_labels_array(router: Router, probe_labels, *, allow_missing=False):
@@ -294,8 +131,10 @@ def add_llm(
 ) -> Router:
   """A new router with one more LLM, from its labels on the probe set.
 
-  No retraining: the clusters are unchanged; ``psi`` of the new LLM is its
-  (shrunk) mean error per cluster on the probe prompts.
+  No retraining: the clusters and the map are unchanged; ``psi`` of the new
+  LLM is its (shrunk) mean error per cluster on the probe prompts, each
+  weighted by the map's ``psi_weights`` (one-hot, or soft k-means
+  responsibilities).
 
   Args:
     router: the router (unchanged).
@@ -382,6 +221,7 @@ def route_arrays(router: Router, pool_m: Array, emb_qd: Array, lam):
       pool_m,
       emb_qd,
       lam,
+      maps.of(router),
   )
 
 
@@ -464,6 +304,7 @@ def cluster_table(router: Router) -> dict[str, np.ndarray]:
   """Host arrays of the real clusters: psi, raw mean, count, se per LLM."""
   real = np.asarray(router.cluster_mask_k)
   raw = router_state.tables_jit(
+      maps.of(router),
       router.centroids_kd,
       router.cluster_mask_k,
       router.probe_emb_pd,

@@ -1,9 +1,11 @@
-"""The deployed routing rule: nearest centroid, then the cheapest best score.
+"""The deployed routing rule: the map's estimate, then the cheapest best score.
 
-A prompt ``x`` goes to its nearest real centroid ``k`` (squared Euclidean
-distance ``|x|^2 - 2 x.c_k + |c_k|^2`` in float32; ties: the lower cluster
-index) and then to the pool LLM of lowest score ``psi_km + lam * cost_m``
-(float32). **[project choice]** ties in score go to the cheaper LLM, then
+Under K-means a prompt ``x`` goes to its nearest real centroid ``k``
+(squared Euclidean distance ``|x|^2 - 2 x.c_k + |c_k|^2`` in float32; ties:
+the lower cluster index) and then to the pool LLM of lowest score
+``psi_km + lam * cost_m`` (float32). Under a soft or learned cluster map
+(:mod:`unirouter_jax.deploy.cluster_map`) the score is
+``gamma_m + lam * cost_m`` with ``gamma = Phi(x)^T psi``. **[project choice]** ties in score go to the cheaper LLM, then
 to the lower index. The evaluation protocol's rule
 (:func:`unirouter_jax.core.routing.plugin_route`) breaks ties by index
 alone; a deployed router should not pay more for the same estimated score,
@@ -22,8 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from unirouter_jax.core import kmeans
 from unirouter_jax.core.structs import Clustering
+from unirouter_jax.deploy import cluster_map as maps
 
 Array = jax.Array
 
@@ -78,10 +80,19 @@ def choose(gamma_qm, cost_m, lam, pool_m) -> Array:
 
 @jax.jit
 def route_arrays(
-    centroids_kd, cluster_mask_k, psi_km, cost_m, pool_m, emb_qd, lam
+    centroids_kd,
+    cluster_mask_k,
+    psi_km,
+    cost_m,
+    pool_m,
+    emb_qd,
+    lam,
+    cluster_map: maps.ClusterMap | None = None,
 ):
-  """``(choice_q, gamma_qm, cluster_q)``; ``lam`` is ``[]`` or ``[q]``."""
+  """``(choice_q, gamma_qm, cluster_q)``; ``lam`` is ``[]`` or ``[q]``.
+
+  ``cluster_map`` None is K-means (:func:`cluster_map.gamma`).
+  """
   clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
-  cluster_q = kmeans.assign(emb_qd, clustering)
-  gamma_qm = jnp.take(psi_km, cluster_q, axis=0)
+  gamma_qm, cluster_q = maps.gamma(cluster_map, clustering, psi_km, emb_qd)
   return choose(gamma_qm, cost_m, lam, pool_m), gamma_qm, cluster_q

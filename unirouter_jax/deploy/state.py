@@ -1,6 +1,10 @@
 """State of the user-facing router: the :class:`Router` pytree, the routing
 output, and the derived per-cluster tables (see :mod:`unirouter_jax.deploy.router`
 for the functions around them and the project choices behind the tables).
+
+:class:`Router` is :class:`unirouter_jax.core.structs.Router`; its
+``cluster_map`` (:mod:`unirouter_jax.deploy.cluster_map`) is None for
+K-means.
 """
 
 from __future__ import annotations
@@ -12,19 +16,38 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from unirouter_jax.core import kmeans, psi
-from unirouter_jax.core.structs import Clustering, Router
+from unirouter_jax.core import psi, structs
+from unirouter_jax.core.structs import Clustering
+from unirouter_jax.deploy import cluster_map as maps
 
 Array = jax.Array
 
 
+# The router pytree (its ``cluster_map``: a ``cluster_map.ClusterMap`` or
+# None for K-means).
+Router = structs.Router
+
+
 def tables(
-    centroids_kd, cluster_mask_k, probe_emb_pd, error_pm, visible_pm, shrinkage
+    cmap,
+    centroids_kd,
+    cluster_mask_k,
+    probe_emb_pd,
+    error_pm,
+    visible_pm,
+    shrinkage,
 ):
-  """``(psi_km, count_km, se_km, global_m)`` from the probe labels."""
+  """``(psi_km, count_km, se_km, global_m)`` from the probe labels.
+
+  The probe prompts count with their weights under the map
+  (:func:`unirouter_jax.deploy.cluster_map.psi_weights`): one-hot, or soft
+  k-means responsibilities (then counts and sums are weighted).
+  """
   clustering = Clustering(centroids_kd, cluster_mask_k, 0.0, 0)
-  feats = psi.cluster_features(probe_emb_pd, clustering, error_pm, visible_pm)
-  a_pk = kmeans.one_hot_assign(probe_emb_pd, clustering)
+  a_pk = maps.psi_weights(cmap, clustering, probe_emb_pd)
+  feats = psi.llm_features(
+      a_pk, error_pm, visible_pm, cluster_mask_k=cluster_mask_k
+  )
   err_pm = jnp.where(visible_pm, error_pm, 0.0)
   hi = lax.Precision.HIGHEST
   sum_km = jnp.matmul(a_pk.T, err_pm, precision=hi)
@@ -39,10 +62,11 @@ def tables(
 tables_jit = jax.jit(tables)
 
 
-def rebuild(router: Router, **changes) -> Router:
+def rebuild(router: structs.Router, **changes) -> structs.Router:
   """``router.replace(**changes)`` with the derived tables recomputed."""
   r = router.replace(**changes)
   psi, count, se, glob = tables_jit(
+      maps.of(r),
       r.centroids_kd,
       r.cluster_mask_k,
       r.probe_emb_pd,

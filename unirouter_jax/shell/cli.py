@@ -60,8 +60,13 @@ _FLAG_OF = {
     'chunk_size': '--chunk-size',
     'max_prompts': '--max-prompts',
     'epochs_scale': '--epochs-scale',
+    'target_cost': '--budget',
+    'allow_missing=True': '--allow-missing',
+    'allow_missing': '--allow-missing',
 }
-_IDENT = re.compile(r'(?<![-\w])(' + '|'.join(_FLAG_OF) + r')\b')
+_IDENT = re.compile(
+    r'(?<![-\w])(' + '|'.join(map(re.escape, _FLAG_OF)) + r')(?![\w=])'
+)
 
 
 def as_flags(message: str) -> str:

@@ -9,6 +9,7 @@ ever replaced atomically, so a failed command leaves the previous one as it
 was.
 
   unirouter fit --data routerbench_subset --out my_router [--costs lat.csv]
+      [--map kmeans|soft|learned]    # the cluster map (default kmeans)
   unirouter probe-set --router my_router --out probe.csv
   unirouter add-llm --router my_router --name new-llm --cost 0.002 \\
       --labels labels.csv            # prompt_id,quality  or  {id: quality}
@@ -61,6 +62,22 @@ def register(subparsers) -> None:
           '20..500; 0: none)'
       ),
   )
+  p.add_argument(
+      '--map',
+      dest='cluster_map',
+      choices=('kmeans', 'soft', 'learned'),
+      default='kmeans',
+      help=(
+          'cluster map: nearest centroid, soft k-means, or UniRoute LearnedMap'
+      ),
+  )
+  p.add_argument(
+      '--beta', type=float, help='--map soft: inverse temperature (selected)'
+  )
+  p.add_argument(
+      '--arch', choices=('mlp', 'linear'), help='--map learned: network (mlp)'
+  )
+  p.add_argument('--epochs', type=int, help='--map learned: epochs (5)')
   p.add_argument('--seed', type=int, default=0)
   p.add_argument(
       '--dedup',
@@ -163,6 +180,7 @@ def fit_command(args) -> int:
   from unirouter_jax.deploy import cost_table  # noqa: PLC0415
   from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
 
+  map_kw = _map_options(args)
   ds = data.load(args.data, dedup=args.dedup)
   costs = None
   if args.costs:  # checked before anything slow
@@ -203,6 +221,7 @@ def fit_command(args) -> int:
         encoder_hash=ehash,
         calib_size=args.calib_size,
         costs=costs,
+        **map_kw,
     )
   except ValueError as e:  # the library's name of the setting, as a flag
     if str(e).startswith('calib_size:'):
@@ -218,6 +237,19 @@ def fit_command(args) -> int:
       **info,
   })
   return 0
+
+
+def _map_options(args) -> dict:
+  """``fit_from_dataset``'s map arguments (ValueError: another map's flag)."""
+  given = {'beta': args.beta, 'arch': args.arch, 'epochs': args.epochs}
+  owner = {'beta': 'soft', 'arch': 'learned', 'epochs': 'learned'}
+  for name, value in given.items():
+    if value is not None and args.cluster_map != owner[name]:
+      raise ValueError(f'--{name}: only used with --map {owner[name]}.')
+  if args.epochs is not None and args.epochs < 1:
+    raise ValueError(f'--epochs: expected an integer >= 1, got {args.epochs}.')
+  given = {k: v for k, v in given.items() if v is not None}
+  return {'cluster_map': args.cluster_map, **given}
 
 
 def _costs(router) -> list[float]:
@@ -401,24 +433,13 @@ def route_command(args) -> int:
     key = None if args.seed is None else jax.random.key(args.seed)
     out = calibration.route_calibrated(router, emb, cal, key=key)
     rep = cal.report()
-    achieved = records.mean_cost(out)
-    expected = rep['mixed_cost'] if key is not None else rep['cost']
-    summary = {
-        'lambda': records.clean(rep['lam']),
-        'budget': {
-            'target': records.clean(args.budget),
-            'mean_cost': achieved,
-            'within_budget': achieved <= args.budget * (1 + 1e-6),
-            'calibrated_on': source['calibrated_on'],
-            'calibration_prompts': source['calibration_prompts'],
-            'calibration_mean_cost': records.clean(expected),
-            'reached': rep['reached'],
-            'lambda': records.clean(rep['lam']),
-            'lambda_alt': records.clean(rep['lam_alt']),
-            'mix': records.clean(rep['mix']),
-            'mixed': key is not None,
-        },
-    }
+    summary = records.budget_summary(
+        rep,
+        budget=args.budget,
+        achieved=records.mean_cost(out),
+        source=source,
+        mixed=key is not None,
+    )
     if 'note' in source:
       notes.append(source['note'])
     if not rep['reached']:
@@ -431,7 +452,7 @@ def route_command(args) -> int:
     summary['note'] = '; '.join(notes)
   if args.format == 'jsonl':
     sys.stdout.write(records.dumps_jsonl(out, texts, top=args.top))
-    sys.stderr.write(f'unirouter: route: {_summary_line(summary)}\n')
+    sys.stderr.write(f'unirouter: route: {records.summary_line(summary)}\n')
   else:
     sys.stdout.write(
         records.dumps_json(out, texts, top=args.top, summary=summary) + '\n'
@@ -439,19 +460,6 @@ def route_command(args) -> int:
   for text in notes:
     _note(text)
   return 0
-
-
-def _summary_line(summary: dict) -> str:
-  line = f'lambda {summary["lambda"]}'
-  b = summary.get('budget')
-  if b:
-    line += (
-        f'; budget {b["target"]}: mean cost {b["mean_cost"]} on these '
-        f'prompts, {b["calibration_mean_cost"]} on the '
-        f'{b["calibration_prompts"]} {b["calibrated_on"]} calibration '
-        'prompts'
-    )
-  return line
 
 
 def export_command(args) -> int:
@@ -475,6 +483,7 @@ def export_command(args) -> int:
       'out': str(args.out),
       'llms': doc['llm_names'],
       'num_clusters': doc['num_clusters'],
+      'cluster_map': doc['cluster_map']['kind'],
       'calibrated_budgets': (
           None if cal is None else [p['budget'] for p in cal['points']]
       ),
