@@ -288,26 +288,14 @@ def _oracle(kind):
 
 
 def _retrained(kind):
-  """``kind`` retrained on what a fair router sees: training LLMs on the
-  training prompts, every LLM on the probe prompts (fit on both, the
-  best-validation checkpoint on the probe prompts)."""
+  """``kind`` retrained on the probe prompts labelled by every LLM (the
+  best-validation checkpoint on the same prompts)."""
 
   def fit_and_route(t: Trial) -> dict:
-    train_m = np.zeros(t.seen_m.shape, bool)
-    train_m[t.train_llms] = True
-
-    def labels(idx, llms_m):
-      q = t.d['quality'][idx]
-      return t.emb(idx), q, ~np.isnan(q) & llms_m[None, :]
-
-    fit = [
-        np.concatenate(parts)
-        for parts in zip(
-            labels(t.train, train_m), labels(t.val, t.seen_m), strict=True
-        )
-    ]
+    q = t.d['quality'][t.val]
+    probe = (t.emb(t.val), q, ~np.isnan(q) & t.seen_m[None, :])
     params, best, ran = fit_oracle(
-        t.rng(f'{kind}_retrained'), kind, tuple(fit), labels(t.val, t.seen_m)
+        t.rng(f'{kind}_retrained'), kind, probe, probe
     )
     v = t.test_view
     gamma = oracle_gamma(params, kind, t.emb(v.query))[:, v.pool]

@@ -27,6 +27,7 @@ ROW_ORDER = (
     'uniroute_soft_kmeans',
     'uniroute_learned_map',
     'uniroute_learned_map_train_psi',
+    'uniroute_learned_map_kmeans_k',
     'mlp_retrained',
     'matfac_retrained',
     'mlp_oracle',
@@ -40,6 +41,7 @@ LABELS = {
     'uniroute_soft_kmeans': 'UniRoute (soft K-means)',
     'uniroute_learned_map': 'UniRoute (LearnedMap)',
     'uniroute_learned_map_train_psi': 'UniRoute (LearnedMap, train psi)',
+    'uniroute_learned_map_kmeans_k': 'UniRoute (LearnedMap, K-means K)',
     'mlp_retrained': 'MLP (retrained on probe set)',
     'matfac_retrained': 'MatFac (retrained on probe set)',
     'mlp_oracle': 'MLP (clairvoyant)',
@@ -212,6 +214,7 @@ def build_summary(
               'train_fraction',
               'val_fraction',
               'static_pool',
+              'no_training_llms',
               'num_lambdas',
               'grid_points',
               'seed',
@@ -258,12 +261,18 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
   Values are on the mean curve over trials; brackets hold the 95% interval
   of the per-trial values.
   """
+  split = summary['split']
+  if summary.get('protocol', {}).get('static_pool'):
+    pool = f'static pool: {split["test_llms"]} LLMs train and test'
+  elif split.get('train_llms') == 0:
+    pool = f'{split["test_llms"]} unseen test LLMs, no training LLMs'
+  else:
+    pool = f'{split["test_llms"]} unseen test LLMs'
   lines = [
       (
           f'### {summary["dataset"]} ({summary["trials"]} trials, '
           f'{len(summary["llms"])} LLMs, {summary["num_prompts"]} prompts; '
-          f'{summary["split"]["test_llms"]} unseen test LLMs, '
-          f'N_val = {summary["split"]["val_prompts"]})'
+          f'{pool}, N_val = {split["val_prompts"]})'
       ),
       '',
       '| Method | Area | Area(50%) | QNC | Peak | vs UniRoute (W/L) |',
