@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import ml_collections
 
 from configs import default
+from unirouter_jax.shell.defaults import PAPER_METHODS
 from unirouter_jax.shell.workdir import DATASET_PROTOCOL
 
 DATASETS = ('routerbench_subset', 'llmrouter_dc', 'alpacaeval')
@@ -35,6 +36,9 @@ QUICK_TRIALS = 20
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Base config of the sweep; ``arg`` is None, ``'tiny'`` or ``'full'``."""
   c = default.get_config(arg)
+  if arg != 'tiny':  # the paper's rows and its camera-ready baselines
+    with c.unlocked():
+      c.methods = PAPER_METHODS
   if arg in (None, ''):
     with c.unlocked():
       c.protocol.num_trials = QUICK_TRIALS

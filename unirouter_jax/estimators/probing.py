@@ -17,11 +17,12 @@ prompts of ``mask_vm`` only:
 * ``stratified``: labels split over clusters in proportion to cluster mass
   times the spread of the known LLMs' errors (floored, so a cluster every
   known LLM gets right still gets a few), uniform within a cluster.
-* ``active``: sequential batches; each goes to the clusters where more
-  labels are expected to reduce the routing regret most, given the new
-  LLM's Beta posterior (prior from the known LLMs) after the labels it
-  revealed so far. Only ``reveal`` gives it labels, and only on prompts it
-  has already chosen.
+* ``active``: sequential batches (``rounds``); each is split over the
+  clusters in proportion to the value of information per label of the
+  routing decision (``core.probe.value_index``), given each new LLM's Beta
+  posterior (prior from the known LLMs) after the labels it revealed so
+  far. Only ``reveal`` gives it labels, and only on prompts it has already
+  chosen.
 
 Every strategy uses the same priorities, so random and stratified subsets
 are nested across budgets and paired across strategies.
@@ -32,8 +33,9 @@ are nested across budgets and paired across strategies.
 chosen prompts (training LLMs keep theirs). It shares UniRoute (K-means)'s
 prompt side and takes its K from UniRoute (K-means)'s selection
 (``selector``), so one ``run_protocol`` call over many (strategy, budget)
-pairs clusters once per K and trial. ``psi_rule='hierarchical'`` adds the
-hierarchical shrinkage of :func:`hierarchical_psi`.
+pairs clusters once per K and trial. ``psi_rule`` replaces the plain
+cluster means: ``'posterior'`` (the Beta posterior mean), ``'imputed'`` or
+``'hierarchical'`` (:mod:`~unirouter_jax.estimators.partial_psi`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from jax import lax
 
 from unirouter_jax.core import curves, kmeans, probe, psi, routing
 from unirouter_jax.core.structs import Clustering, LLMFeatures, TrialInputs
-from unirouter_jax.estimators import builtin
+from unirouter_jax.estimators import builtin, partial_psi
 from unirouter_jax.estimators.base import Estimator, TwoStageFit, reused
 
 Array = jax.Array
@@ -90,17 +92,6 @@ class ProbeContext:
   priority_vm: Array
 
 
-def _known_features(inputs: TrialInputs, clustering: Clustering, known_m):
-  """``psi`` of the known LLMs on the training prompts."""
-  idx = inputs.train_idx
-  return psi.cluster_features(
-      inputs.emb_nd[idx],
-      clustering,
-      inputs.error_nm[idx],
-      inputs.visible_nm[idx] & known_m[None, :],
-  )
-
-
 def probe_context(key, inputs: TrialInputs, clustering: Clustering):
   """The :class:`ProbeContext` of a trial's test view at one clustering.
 
@@ -109,14 +100,12 @@ def probe_context(key, inputs: TrialInputs, clustering: Clustering):
   """
   emb_vd = inputs.emb_nd[inputs.val_idx]
   v = emb_vd.shape[0]
-  real_v = (
-      jnp.ones((v,), bool) if inputs.val_mask is None else inputs.val_mask
-  )
+  real_v = jnp.ones((v,), bool) if inputs.val_mask is None else inputs.val_mask
   onehot_vk = kmeans.one_hot_assign(emb_vd, clustering)
   onehot_vk = onehot_vk * real_v[:, None].astype(onehot_vk.dtype)
   mass_k = onehot_vk.sum(0) / jnp.maximum(real_v.sum(), 1)
   known_m = inputs.train_llm_m & ~inputs.pool_m
-  feats = _known_features(inputs, clustering, known_m)
+  feats = partial_psi.known_features(inputs, clustering, known_m)
   prior = probe.beta_prior(
       feats.psi_km, feats.count_km, known_m, clustering.cluster_mask_k
   )
@@ -165,14 +154,8 @@ def _avail_km(ctx: ProbeContext, chosen_vm) -> Array:
   )
 
 
-def _allocate_and_pick(ctx, weight_km, chosen_vm, n, budget):
-  """Adds ``n`` prompts per LLM: D'Hondt over clusters on ``weight_km``,
-  then uniform within each cluster."""
-  n_km = jax.vmap(
-      functools.partial(probe.dhondt_allocation, budget=budget),
-      in_axes=(1, 1, None),
-      out_axes=1,
-  )(weight_km, _avail_km(ctx, chosen_vm), n)
+def _pick(ctx, n_km, chosen_vm):
+  """Adds ``n_km`` prompts per cluster and LLM, uniform within clusters."""
   new_vm = jax.vmap(
       probe.pick_in_clusters, in_axes=(1, None, 1, 1), out_axes=1
   )(ctx.priority_vm, ctx.cluster_v, ctx.real_v[:, None] & ~chosen_vm, n_km)
@@ -192,7 +175,12 @@ def _stratified_choose(ctx: ProbeContext, reveal, budget: int) -> Array:
   m = ctx.pool_m.shape[0]
   weight_km = jnp.broadcast_to(weight_k[:, None], (weight_k.shape[0], m))
   none_vm = jnp.zeros(ctx.priority_vm.shape, bool)
-  return _allocate_and_pick(ctx, weight_km, none_vm, budget, budget)
+  n_km = jax.vmap(
+      functools.partial(probe.dhondt_allocation, budget=budget),
+      in_axes=(1, 1, None),
+      out_axes=1,
+  )(weight_km, _avail_km(ctx, none_vm), budget)
+  return _pick(ctx, n_km, none_vm)
 
 
 def round_sizes(budget: int, rounds: int) -> list[int]:
@@ -202,31 +190,40 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
   return [budget // r + (1 if i < budget % r else 0) for i in range(r)]
 
 
+def _horizons(budget: int) -> tuple[int, ...]:
+  """1, 2, 4, ... up to ``budget``: the look-aheads of the value index."""
+  out = [1]
+  while out[-1] * 2 <= budget:
+    out.append(out[-1] * 2)
+  return tuple(out)
+
+
 def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
   sizes = round_sizes(budget, rounds)
   bmax = max(sizes)
-  k_real = jnp.maximum(ctx.cluster_mask_k.sum(), 1)
-  # [project choice] Ties (e.g. every decision already certain) go
-  # proportionally to the stratified weights.
-  tie_k = 1e-6 * probe.stratified_weight(ctx.mass_k, ctx.prior)
+  # [project choice] A small share of the stratified weights breaks ties
+  # (e.g. every decision already certain: all indices 0).
+  tie_k = 1e-7 * probe.stratified_weight(ctx.mass_k, ctx.prior)
 
   def body(chosen_vm, n_r):
     err_vm, lab_vm = reveal(chosen_vm)
     a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, err_vm, lab_vm)
-    # Look ahead by this round's fair share of labels per cluster.
-    horizon = jnp.maximum(1.0, n_r / k_real)
-    gain_km = probe.active_gain(
+    index_km = probe.value_index(
         a_km,
         b_km,
-        horizon,
+        _horizons(budget),
         ctx.cost_m,
         ctx.pool_m,
         ctx.lam_l,
         ctx.mass_k,
         ctx.cluster_mask_k,
     )
-    weight_km = gain_km + tie_k[:, None]
-    return _allocate_and_pick(ctx, weight_km, chosen_vm, n_r, bmax), None
+    n_km = jax.vmap(
+        functools.partial(probe.dhondt_allocation, budget=bmax),
+        in_axes=(1, 1, None),
+        out_axes=1,
+    )(index_km + tie_k[:, None], _avail_km(ctx, chosen_vm), n_r)
+    return _pick(ctx, n_km, chosen_vm), None
 
   none_vm = jnp.zeros(ctx.priority_vm.shape, bool)
   chosen_vm, _ = lax.scan(body, none_vm, jnp.asarray(sizes, jnp.int32))
@@ -234,7 +231,7 @@ def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
 
 
 @reused
-def random() -> ProbeStrategy:  # noqa: A001 (the strategy's name)
+def random() -> ProbeStrategy:
   """Uniform sampling of the probe prompts (seeded by the trial's key)."""
   return ProbeStrategy('random', _random_choose)
 
@@ -247,8 +244,9 @@ def stratified() -> ProbeStrategy:
 
 @reused
 def active(rounds: int = 4) -> ProbeStrategy:
-  """Sequential batches to the clusters of largest expected regret
-  reduction (``rounds`` batches)."""
+  """``rounds`` sequential batches, each split over the clusters by the
+  value of information per label of the routing decision (KG*,
+  ``core.probe.value_index``) under each new LLM's posterior so far."""
   if rounds < 1:
     raise ValueError(f'rounds: expected >= 1, got {rounds}.')
   return ProbeStrategy(
@@ -284,24 +282,39 @@ def revealer(inputs: TrialInputs) -> Reveal:
   return reveal
 
 
+@struct.dataclass
+class ProbeOutcome:
+  """What a strategy chose and what the labels say.
+
+  Attributes:
+    chosen_vm: ``[v, m]`` the probe prompts each LLM is labelled on.
+    a_km, b_km: ``[k, m]`` Beta posterior of each LLM's cluster error.
+    regret_m: ``[m]`` the stopping estimate after those labels
+      (:func:`~unirouter_jax.core.probe.routing_regret`; 0 off the pool).
+  """
+
+  chosen_vm: Array
+  a_km: Array
+  b_km: Array
+  regret_m: Array
+
+
 def choose_probes(
     strategy: ProbeStrategy,
     budget: int | None,
     key,
     inputs: TrialInputs,
     clustering: Clustering,
-):
-  """``(chosen_vm, regret_m, ctx)``: the chosen probe prompts of every
-  LLM (all real ones when ``budget`` is None) and the stopping estimate
-  (:func:`~unirouter_jax.core.probe.routing_regret`) after their labels."""
+) -> tuple[ProbeOutcome, ProbeContext]:
+  """The chosen probe prompts of every LLM (all real ones when ``budget``
+  is None), their posterior and the stopping estimate."""
   ctx = probe_context(key, inputs, clustering)
   reveal = revealer(inputs)
   if budget is None:
     chosen_vm = jnp.broadcast_to(ctx.real_v[:, None], ctx.priority_vm.shape)
   else:
     chosen_vm = strategy.choose(ctx, reveal, budget)
-  err_vm, lab_vm = reveal(chosen_vm)
-  a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, err_vm, lab_vm)
+  a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, *reveal(chosen_vm))
   regret_m = probe.routing_regret(
       a_km,
       b_km,
@@ -311,86 +324,7 @@ def choose_probes(
       ctx.mass_k,
       ctx.cluster_mask_k,
   )
-  return chosen_vm, regret_m, ctx
-
-
-# ------------------------------------------------- hierarchical shrinkage ---
-
-
-def hierarchical_psi(
-    key, inputs: TrialInputs, clustering: Clustering, keep_vm, pad: int
-):
-  """``LLMFeatures`` with ``psi`` shrunk fine -> coarse -> global.
-
-  [project choice] The coarse clusters group the fine centroids (weighted
-  k-means on them, ``ceil(K / 3)`` groups). Each LLM's coarse error is
-  shrunk toward its global error with ``s2`` pseudo-labels, each fine
-  error toward its coarse group's with ``s1``. The strengths are
-  method-of-moments Beta-binomial concentrations, ``s = mean p(1 - p) /
-  tau^2 - 1``, with ``tau^2`` the between-cluster variance (net of
-  binomial noise) of the *training* LLMs' errors on the training prompts:
-  no test LLM or probe label chooses them.
-  """
-  dtype = clustering.centroids_kd.dtype
-  train_m = inputs.train_llm_m
-  tr = _known_features(inputs, clustering, train_m)
-  mass_k = jnp.where(clustering.cluster_mask_k, tr.count_km.max(1), 0.0)
-  k_real = clustering.cluster_mask_k.sum()
-  k_coarse = jnp.maximum(1, (k_real + 2) // 3)
-  coarse = kmeans.kmeans(
-      jax.random.fold_in(key, _PRIORITY_SALT + 1),
-      clustering.centroids_kd,
-      mass_k.astype(dtype),
-      k_coarse,
-      k_max=pad,
-      n_init=1,
-  )
-  group_kg = kmeans.one_hot_assign(clustering.centroids_kd, coarse)
-  group_kg = group_kg * clustering.cluster_mask_k[:, None].astype(dtype)
-
-  def strength(psi_km, count_km, mask_k, parent_km):
-    w_km = ((count_km > 0) & mask_k[:, None] & train_m[None, :]).astype(dtype)
-    dev_km = (psi_km - parent_km) ** 2 - psi_km * (1 - psi_km) / jnp.maximum(
-        count_km, 1
-    )
-    tau2 = jnp.maximum((w_km * dev_km).sum() / jnp.maximum(w_km.sum(), 1), 0)
-    pq = (w_km * psi_km * (1 - psi_km)).sum() / jnp.maximum(w_km.sum(), 1)
-    return jnp.clip(pq / jnp.maximum(tau2, 1e-6) - 1, 0.0, 1e4)
-
-  def coarse_of(feats: LLMFeatures):
-    count_gm = group_kg.T @ feats.count_km
-    sum_gm = group_kg.T @ (feats.count_km * feats.psi_km)
-    ok = count_gm > 0
-    psi_gm = jnp.where(ok, sum_gm / jnp.where(ok, count_gm, 1), 0.5)
-    return LLMFeatures(psi_gm, count_gm, feats.global_m)
-
-  tr_coarse = coarse_of(tr)
-  g_mask = coarse.cluster_mask_k
-  s2 = strength(
-      tr_coarse.psi_km, tr_coarse.count_km, g_mask, tr.global_m[None, :]
-  )
-  s1 = strength(tr.psi_km, tr.count_km, clustering.cluster_mask_k,
-                group_kg @ tr_coarse.psi_km)  # fmt: skip
-  feats = psi.cluster_features(
-      inputs.emb_nd[inputs.val_idx],
-      clustering,
-      inputs.error_nm[inputs.val_idx],
-      keep_vm,
-  )
-  co = coarse_of(feats)
-  coarse_gm = psi.shrunk_psi(co, s2)
-  parent_km = group_kg @ coarse_gm
-  den_km = feats.count_km + s1
-  fine_km = jnp.where(
-      den_km > 0,
-      (feats.count_km * feats.psi_km + s1 * parent_km)
-      / jnp.where(den_km > 0, den_km, 1),
-      parent_km,
-  )
-  # A fine cluster without a coarse group (padding) keeps the plain psi.
-  has_group = group_kg.sum(1) > 0
-  psi_km = jnp.where(has_group[:, None], fine_km, feats.psi_km)
-  return feats.replace(psi_km=psi_km)
+  return ProbeOutcome(chosen_vm, a_km, b_km, regret_m), ctx
 
 
 # ------------------------------------------------------------ estimator ---
@@ -417,14 +351,16 @@ def _budgeted_llm_fit(
     clustering, key, inputs, hp, pad, *, strategy, budget, psi_rule
 ):
   del hp
-  chosen_vm, regret_m, ctx = choose_probes(
-      strategy, budget, key, inputs, clustering
-  )
+  out, ctx = choose_probes(strategy, budget, key, inputs, clustering)
   vis_vm = inputs.visible_nm[inputs.val_idx]
   # Training LLMs keep every probe label; pool LLMs only the chosen ones.
-  keep_vm = vis_vm & (chosen_vm | ~ctx.pool_m[None, :])
+  keep_vm = vis_vm & (out.chosen_vm | ~ctx.pool_m[None, :])
   if psi_rule == 'hierarchical':
-    feats = hierarchical_psi(key, inputs, clustering, keep_vm, pad)
+    feats = partial_psi.hierarchical_psi(key, inputs, clustering, keep_vm, pad)
+  elif psi_rule == 'imputed':
+    feats = partial_psi.imputed_psi(
+        inputs, clustering, out.chosen_vm, ctx.real_v
+    )
   else:
     feats = psi.cluster_features(
         inputs.emb_nd[inputs.val_idx],
@@ -432,13 +368,27 @@ def _budgeted_llm_fit(
         inputs.error_nm[inputs.val_idx],
         keep_vm,
     )
-  return ProbeParams(clustering, feats, chosen_vm, regret_m)
+  if psi_rule == 'posterior':
+    # The pool LLMs' posterior means (prior from the known LLMs).
+    post_km = out.a_km / (out.a_km + out.b_km)
+    use_km = ctx.pool_m[None, :] & clustering.cluster_mask_k[:, None]
+    feats = feats.replace(psi_km=jnp.where(use_km, post_km, feats.psi_km))
+  return ProbeParams(clustering, feats, out.chosen_vm, out.regret_m)
 
 
 def _budgeted_gamma(params: ProbeParams, emb_qd, inputs, pad):
   del inputs, pad
   phi_qk = kmeans.one_hot_assign(emb_qd, params.clustering)
   return routing.uniroute_gamma(phi_qk, params.features.psi_km)
+
+
+# psi rules and the suffix of their estimators' names.
+PSI_RULES = {
+    'plain': '',
+    'posterior': '_post',
+    'hierarchical': '_hier',
+    'imputed': '_imp',
+}
 
 
 @reused
@@ -454,23 +404,25 @@ def budgeted(
     strategy: a :class:`ProbeStrategy` or its name.
     budget: labels per pool LLM (static int), or None for every probe
       prompt (then equal to UniRoute (K-means), whatever the strategy).
-    psi_rule: ``'plain'`` (UniRoute's cluster means, global error in
-      empty clusters) or ``'hierarchical'`` (:func:`hierarchical_psi`).
+    psi_rule: ``'plain'`` (UniRoute's cluster means, the LLM's global error
+      in empty clusters), ``'posterior'`` (each pool LLM's Beta posterior
+      mean: the known LLMs' prior plus its labels), ``'imputed'`` or
+      ``'hierarchical'`` (:mod:`~unirouter_jax.estimators.partial_psi`).
 
   Returns:
-    An Estimator named ``probe_<strategy>_<budget>`` (``_all``; ``_hier``
-    with hierarchical shrinkage) that shares UniRoute (K-means)'s
-    clustering and its selection of K.
+    An Estimator named ``probe_<strategy>_<budget>`` (``_all`` for every
+    prompt; the suffix of ``PSI_RULES`` for the other ``psi_rule`` s)
+    that shares UniRoute (K-means)'s clustering and its selection of K.
   """
   strategy = get_strategy(strategy)
   if budget is not None and (not isinstance(budget, int) or budget < 1):
     raise ValueError(f'budget: expected an int >= 1 or None, got {budget!r}.')
-  if psi_rule not in ('plain', 'hierarchical'):
+  if psi_rule not in PSI_RULES:
     raise ValueError(
-        f"psi_rule: expected 'plain' or 'hierarchical', got {psi_rule!r}."
+        f'psi_rule: expected one of {sorted(PSI_RULES)}, got {psi_rule!r}.'
     )
   clusters = builtin.uniroute_kmeans()
-  suffix = '' if psi_rule == 'plain' else '_hier'
+  suffix = PSI_RULES[psi_rule]
   name = f'probe_{strategy.name}_{"all" if budget is None else budget}'
   return Estimator(
       name=name + suffix,
