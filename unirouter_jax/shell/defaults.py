@@ -19,10 +19,14 @@ DEFAULT_METHODS = (
 # The ICLR camera-ready's baselines too (MLP / MatFac retrained on the probe
 # set): `make run`'s tables (configs/bundled.py); with the CLI,
 # --methods ... mlp_retrained,matfac_retrained.
-PAPER_METHODS = DEFAULT_METHODS[:4] + (
-    'mlp_retrained',
-    'matfac_retrained',
-) + DEFAULT_METHODS[4:]
+PAPER_METHODS = (
+    DEFAULT_METHODS[:4]
+    + (
+        'mlp_retrained',
+        'matfac_retrained',
+    )
+    + DEFAULT_METHODS[4:]
+)
 # Protocol defaults per dataset (method.md section 3). The paper: LLMs 2/3
 # train, 1/3 test (RouterBench 50/50); prompts 60/10/30 (RouterBench and
 # SPROUT: validation 1%). [project choice] Our RouterBench subset has 3,178
