@@ -55,6 +55,7 @@ _EXPORTS = {
     'calibrate': ('unirouter_jax.deploy.calibration', 'calibrate_lambda'),
     'route_budget': ('unirouter_jax.deploy.calibration', 'route_budget'),
     'add_llm': ('unirouter_jax.deploy.router', 'add_llm'),
+    'add_labels': ('unirouter_jax.deploy.router', 'add_labels'),
     'remove_llm': ('unirouter_jax.deploy.router', 'remove_llm'),
     'route': ('unirouter_jax.deploy.router', 'route'),
     'set_cost': ('unirouter_jax.deploy.router', 'set_cost'),
@@ -89,6 +90,7 @@ __all__ = (
     # The deployable router.
     'Router',
     'RouteOutput',
+    'add_labels',
     'add_llm',
     'calibrate',
     'fit',

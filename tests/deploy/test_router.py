@@ -162,6 +162,35 @@ class RouterTest(parameterized.TestCase):
     )
     np.testing.assert_allclose(np.asarray(r.count_km)[:, 3].sum(), 150)
 
+  def test_labels_in_batches_equal_one_call_with_the_union(self):
+    # Labels arriving in two batches (issue #20): partial add_llm, then
+    # add_labels, equals add_llm with every label at once.
+    labels = {f'p{i}': float(self.q[i, 3]) for i in range(300)}
+    first = {k: v for k, v in labels.items() if int(k[1:]) % 3 == 0}
+    second = {k: v for k, v in labels.items() if int(k[1:]) % 3 != 0}
+    cost = float(self.cost[3])
+    once = router_lib.add_llm(self.base, 'llm3', cost, labels)
+    twice = router_lib.add_labels(
+        router_lib.add_llm(self.base, 'llm3', cost, first, allow_missing=True),
+        'llm3',
+        second,
+    )
+    for name in ('psi_km', 'count_km', 'se_km', 'global_m', 'probe_visible_pm'):
+      np.testing.assert_array_equal(
+          getattr(twice, name), getattr(once, name), err_msg=name
+      )
+    # The CLI's entry point: an existing name extends, a new one adds.
+    again = router_lib.add_or_extend(twice, 'llm3', None, first)
+    np.testing.assert_array_equal(again.psi_km, once.psi_km)
+    with self.assertRaisesRegex(ValueError, "already labelled for 'llm3'"):
+      router_lib.add_labels(twice, 'llm3', {'p0': 1.0 - labels['p0']})
+    with self.assertRaisesRegex(ValueError, 'change a cost with set-cost'):
+      router_lib.add_or_extend(twice, 'llm3', cost + 1.0, first)
+    with self.assertRaisesRegex(ValueError, '--cost: required for a new LLM'):
+      router_lib.add_or_extend(twice, 'llm9', None, first)
+    with self.assertRaisesRegex(ValueError, "no LLM 'llm9'"):
+      router_lib.add_labels(twice, 'llm9', first)
+
   def test_ties_go_to_the_cheaper_then_the_lower_index(self):
     # Three copies of llm0's labels: the same psi, so exact ties at lam = 0.
     labels = list(self.q[:300, 0])

@@ -162,7 +162,8 @@ class RouterCLITest(parameterized.TestCase):
   def test_duplicate_name_and_negative_cost(self):
     ids = self._probe_ids()
     path = self._labels('ok.json', json.dumps({i: 0.5 for i in ids}))
-    with self.assertRaisesRegex(ValueError, 'duplicate'):
+    # An existing name takes more labels, never a second cost.
+    with self.assertRaisesRegex(ValueError, 'already costs .*set-cost'):
       run(
           'add-llm',
           '--router',
@@ -170,7 +171,7 @@ class RouterCLITest(parameterized.TestCase):
           '--name',
           self.ds.llm_names[0],
           '--cost',
-          1,
+          12345,
           '--labels',
           path,
       )
@@ -186,6 +187,21 @@ class RouterCLITest(parameterized.TestCase):
           '--labels',
           path,
       )
+
+  def test_add_llm_again_as_labels_arrive(self):
+    ids = self._probe_ids()
+    half = len(ids) // 2
+    first = self._labels('first.json', json.dumps({i: 1.0 for i in ids[:half]}))
+    rest = self._labels('rest.json', json.dumps({i: 0.0 for i in ids[half:]}))
+    base = ['add-llm', '--router', self.router, '--name', 'late']
+    code, _ = run(*base, '--cost', 0.5, '--labels', first, '--allow-missing')
+    self.assertEqual(code, 0)
+    code, out = run(*base, '--labels', rest)
+    self.assertEqual(code, 0, out)
+    router, _ = router_io.load_deployed(self.router)
+    j = router.llm_names.index('late')
+    self.assertEqual(int(np.asarray(router.probe_visible_pm)[:, j].sum()), 60)
+    run('remove-llm', '--router', self.router, '--name', 'late')
 
   def test_empty_prompt_file(self):
     path = self._labels('empty.txt', '\n\n')

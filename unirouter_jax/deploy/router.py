@@ -163,6 +163,63 @@ def add_llm(
   )
 
 
+def add_or_extend(
+    router: Router, name: str, cost, probe_labels, *, allow_missing=False
+) -> Router:
+  """:func:`add_llm` for a new ``name`` (``cost`` required); for an LLM of
+  the router, :func:`add_labels` (``cost`` None or its cost: change a cost
+  with :func:`set_cost`). What ``unirouter add-llm`` does."""
+  if name not in router.llm_names:
+    if cost is None:
+      raise ValueError(f'--cost: required for a new LLM ({name!r}).')
+    return add_llm(
+        router, name, cost, probe_labels, allow_missing=allow_missing
+    )
+  old = float(router.cost_m[router.llm_names.index(name)])
+  if cost is not None and not np.isclose(float(cost), old, rtol=1e-6):
+    raise ValueError(
+        f'--cost {cost}: {name!r} already costs {old:.6g}; change a cost '
+        'with set-cost.'
+    )
+  return add_labels(router, name, probe_labels)
+
+
+def add_labels(router: Router, name: str, probe_labels) -> Router:
+  """A new router whose LLM ``name`` has more probe labels (labels that
+  arrive in batches: calling this with each batch after a partial
+  ``add_llm`` equals one ``add_llm`` with the union).
+
+  Args:
+    router: the router (unchanged).
+    name: an LLM of the router.
+    probe_labels: ``{probe_id: quality}`` or ``[p]`` qualities (NaN =
+      missing), for any part of the probe set.
+
+  Raises:
+    ValueError: for an unknown LLM, or a prompt already labelled with
+      another quality (named).
+  """
+  if name not in router.llm_names:
+    raise ValueError(f'name: no LLM {name!r} in the router.')
+  j = router.llm_names.index(name)
+  err_p, vis_p = probe_labels_array(router, probe_labels, allow_missing=True)
+  old_err = np.asarray(router.probe_error_pm[:, j])
+  old_vis = np.asarray(router.probe_visible_pm[:, j])
+  clash = old_vis & vis_p & (old_err != err_p)
+  if clash.any():
+    ids = [router.probe_ids[i] for i in np.flatnonzero(clash)[:5]]
+    raise ValueError(
+        f'probe_labels: {int(clash.sum())} probe prompts already labelled '
+        f'for {name!r} with another quality, e.g. {ids}.'
+    )
+  err = np.where(vis_p, err_p, old_err)
+  return router_state.rebuild(
+      router,
+      probe_error_pm=router.probe_error_pm.at[:, j].set(err),
+      probe_visible_pm=router.probe_visible_pm.at[:, j].set(old_vis | vis_p),
+  )
+
+
 def _index(router: Router, name: str) -> int:
   if name not in router.llm_names:
     raise ValueError(

@@ -92,10 +92,10 @@ def register(subparsers) -> None:
   p.add_argument('--out', required=True, help='.csv, .json or .jsonl')
   p.set_defaults(func=probe_set_command)
 
-  p = subparsers.add_parser('add-llm', help='add an LLM from probe labels')
+  p = subparsers.add_parser('add-llm', help='add an LLM (or more labels)')
   p.add_argument('--router', required=True)
-  p.add_argument('--name', required=True)
-  p.add_argument('--cost', type=float, required=True, help='cost per query')
+  p.add_argument('--name', required=True, help='new, or one to add labels to')
+  p.add_argument('--cost', type=float, help='cost per query (new LLMs)')
   p.add_argument(
       '--labels',
       required=True,
@@ -340,7 +340,7 @@ def add_llm_command(args) -> int:
   try:
     return _update(
         args,
-        lambda lib, r: lib.add_llm(
+        lambda lib, r: lib.add_or_extend(
             r, args.name, args.cost, labels, allow_missing=args.allow_missing
         ),
     )
