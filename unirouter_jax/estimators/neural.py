@@ -17,38 +17,29 @@ from unirouter_jax.estimators.base import Estimator, reused, single_point
 
 
 def _oracle_fit(
-    key, inputs, hp, pad, *, kind, epochs=30, batch_size=64, patience=None
+    key,
+    inputs,
+    hp,
+    pad,
+    *,
+    kind,
+    epochs=30,
+    batch_size=64,
+    patience=None,
+    on_probe=False,
 ):
+  """``oracles.fit_oracle`` on the training prompts (the clairvoyant
+  references; the checkpoint chosen on the probe prompts), or with
+  ``on_probe`` retrained on the probe (validation) prompts, the only prompts
+  the new (test) LLMs are labelled on, with every LLM's labels there. With
+  no other prompts to hold out, its best-validation checkpoint is chosen on
+  the same probe prompts: the paper's point is that such a router overfits
+  a small probe set."""
   del pad
   return oracles.fit_oracle(
       key,
       inputs.emb_nd,
-      inputs.train_idx,
-      inputs.val_idx,
-      inputs.error_nm,
-      inputs.visible_nm,
-      inputs.train_llm_m | inputs.pool_m,
-      hp['lr'],
-      kind=kind,
-      epochs=epochs,
-      batch_size=batch_size,
-      patience=patience,
-  )
-
-
-def _retrained_fit(
-    key, inputs, hp, pad, *, kind, epochs=30, batch_size=64, patience=None
-):
-  """The MLP / MatFac retrained on the probe (validation) prompts, the only
-  prompts the new (test) LLMs are labelled on, with every LLM's labels
-  there. With no other prompts to hold out, the best-validation checkpoint
-  is chosen on the same probe prompts: the paper's point is that such a
-  router overfits a small probe set."""
-  del pad
-  return oracles.fit_oracle(
-      key,
-      inputs.emb_nd,
-      inputs.val_idx,
+      inputs.val_idx if on_probe else inputs.train_idx,
       inputs.val_idx,
       inputs.error_nm,
       inputs.visible_nm,
@@ -115,7 +106,11 @@ def retrained(
   return Estimator(
       name=f'{kind}_retrained',
       fit=functools.partial(
-          _retrained_fit, kind=kind, epochs=epochs, patience=patience
+          _oracle_fit,
+          kind=kind,
+          epochs=epochs,
+          patience=patience,
+          on_probe=True,
       ),
       gamma=functools.partial(_oracle_gamma, kind=kind),
       hp_grid=single_point(lr=1e-3),
