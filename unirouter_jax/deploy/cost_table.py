@@ -13,14 +13,13 @@ are ignored (one table can serve several routers). Bad input raises
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import pathlib
 from collections.abc import Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
+
+from unirouter_jax.deploy import input_files
 
 
 def _number(value, where: str) -> float:
@@ -42,36 +41,18 @@ def read(path, *, source: str | None = None) -> dict[str, float]:
     ValueError: naming the file (and row or LLM) on a malformed table, a
       duplicate LLM, or a cost that is not a finite number >= 0.
   """
-  path = pathlib.Path(path)
-  src = source or str(path)
-  try:
-    text = path.read_text()
-  except OSError as e:
-    raise ValueError(f'{src}: cannot read: {e.strerror}.') from e
-  if path.suffix.lower() == '.json':
-    try:
-      obj = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{src}: invalid JSON: {e}.') from e
-    if not isinstance(obj, dict) or not obj:
-      raise ValueError(f'{src}: expected a non-empty object {{llm: cost}}.')
+  src, obj, rows = input_files.read_table(
+      path,
+      source=source,
+      columns=('llm', 'cost'),
+      json_hint='{llm: cost}',
+      csv_hint='{llm: cost}',
+  )
+  if obj is not None:
     return {str(k): _number(v, f'{src}: LLM {k!r}') for k, v in obj.items()}
-  rows = list(csv.reader(text.splitlines()))
-  if not rows or 'llm' not in rows[0] or 'cost' not in rows[0]:
-    raise ValueError(
-        f'{src}: expected a CSV with a header llm,cost (or a .json '
-        '{llm: cost}).'
-    )
-  i_llm, i_cost = rows[0].index('llm'), rows[0].index('cost')
   out = {}
-  for r, row in enumerate(rows[1:], start=2):
-    if not any(cell.strip() for cell in row):
-      continue
-    if len(row) <= max(i_llm, i_cost):
-      raise ValueError(
-          f'{src}: row {r}: expected {len(rows[0])} columns, got {len(row)}.'
-      )
-    name, text_cost = row[i_llm].strip(), row[i_cost].strip()
+  for r, name, text_cost in rows:
+    name = name.strip()
     if name in out:
       raise ValueError(f'{src}: row {r}: duplicate LLM {name!r}.')
     try:

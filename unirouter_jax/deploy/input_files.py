@@ -18,12 +18,22 @@ import json
 import pathlib
 
 
-def read_labels(path, *, source: str | None = None) -> dict[str, float]:
-  """``{prompt_id: quality}`` from a CSV (``prompt_id,quality``) or JSON.
+def read_table(path, *, source, columns, json_hint, csv_hint):
+  """A two-column table from a ``.json`` object or a CSV with a header.
+
+  Args:
+    path: the file.
+    source: how messages name it (None: the path).
+    columns: ``(key, value)`` column names of the CSV.
+    json_hint, csv_hint: how messages show the expected JSON object.
+
+  Returns:
+    ``(src, obj, None)`` for JSON (a non-empty dict), or ``(src, None,
+    rows)`` for a CSV: ``[(line, key cell, value cell)]`` of its non-blank
+    data rows.
 
   Raises:
-    ValueError: naming the file and row on a malformed file, a duplicate id
-      or a non-numeric quality.
+    ValueError: naming the file on an unreadable or malformed table.
   """
   path = pathlib.Path(path)
   src = source or str(path)
@@ -37,31 +47,50 @@ def read_labels(path, *, source: str | None = None) -> dict[str, float]:
     except json.JSONDecodeError as e:
       raise ValueError(f'{src}: invalid JSON: {e}.') from e
     if not isinstance(obj, dict) or not obj:
+      raise ValueError(f'{src}: expected a non-empty object {json_hint}.')
+    return src, obj, None
+  rows = list(csv.reader(text.splitlines()))
+  key, value = columns
+  if not rows or key not in rows[0] or value not in rows[0]:
+    raise ValueError(
+        f'{src}: expected a CSV with a header {key},{value} (or a .json '
+        f'{csv_hint}).'
+    )
+  i_key, i_value = rows[0].index(key), rows[0].index(value)
+  out = []
+  for r, row in enumerate(rows[1:], start=2):
+    if not any(cell.strip() for cell in row):
+      continue
+    if len(row) <= max(i_key, i_value):
       raise ValueError(
-          f'{src}: expected a non-empty object {{prompt_id: quality}}.'
+          f'{src}: row {r}: expected {len(rows[0])} columns, got {len(row)}.'
       )
-    out = {}
+    out.append((r, row[i_key], row[i_value].strip()))
+  return src, None, out
+
+
+def read_labels(path, *, source: str | None = None) -> dict[str, float]:
+  """``{prompt_id: quality}`` from a CSV (``prompt_id,quality``) or JSON.
+
+  Raises:
+    ValueError: naming the file and row on a malformed file, a duplicate id
+      or a non-numeric quality.
+  """
+  src, obj, rows = read_table(
+      path,
+      source=source,
+      columns=('prompt_id', 'quality'),
+      json_hint='{prompt_id: quality}',
+      csv_hint='{id: quality}',
+  )
+  out = {}
+  if obj is not None:
     for k, v in obj.items():
       if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f'{src}: id {k!r}: expected a number, got {v!r}.')
       out[str(k)] = float(v)
     return out
-  rows = list(csv.reader(text.splitlines()))
-  if not rows or 'prompt_id' not in rows[0] or 'quality' not in rows[0]:
-    raise ValueError(
-        f'{src}: expected a CSV with a header '
-        'prompt_id,quality (or a .json {id: quality}).'
-    )
-  i_id, i_q = rows[0].index('prompt_id'), rows[0].index('quality')
-  out = {}
-  for r, row in enumerate(rows[1:], start=2):
-    if not any(cell.strip() for cell in row):
-      continue
-    if len(row) <= max(i_id, i_q):
-      raise ValueError(
-          f'{src}: row {r}: expected {len(rows[0])} columns, got {len(row)}.'
-      )
-    pid, q = row[i_id], row[i_q].strip()
+  for r, pid, q in rows:
     if pid in out:
       raise ValueError(f'{src}: row {r}: duplicate prompt_id {pid!r}.')
     try:
