@@ -56,6 +56,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe.psi_rules = ('plain', 'imputed', 'hierarchical')
     c.probe.active_rounds = 4  # sequential batches of the active strategy
     c.probe.alpha = 0.01  # sign-test level (the paper's)
+    if name == 'alpacaeval':
+      # ~80 probe prompts: half the labels is 40.
+      c.probe.budgets = (10, 20, 30, 40, 60)
     if arg == 'tiny':
       c.probe.budgets = (5, 10)
       c.probe.psi_rules = ('plain',)

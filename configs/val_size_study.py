@@ -21,7 +21,12 @@ from unirouter_jax.shell.workdir import DATASET_PROTOCOL
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """``arg`` is None (100 trials per N_val), ``'tiny'`` or ``'full'``."""
+  """``arg`` is None (100 trials per N_val), ``'tiny'``, ``'full'``, or
+  ``'hierarchical'``: hierarchical shrinkage of ``psi`` against the paper's
+  plain ``psi`` at N_val 25..500 (issue #20; 100 trials)."""
+  hier = arg == 'hierarchical'
+  if hier:
+    arg = None
   c = default.get_config(arg)
   with c.unlocked():
     c.data.name = 'routerbench_subset'
@@ -37,5 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.val_size.n_val = tuple(range(100, 501, 50))  # probe-set sizes
     if arg == 'tiny':
       c.val_size.n_val = (30, 60)
+    if hier:
+      c.methods = ('uniroute_hierarchical', 'uniroute_kmeans')
+      c.val_size.n_val = (25, 50, 100, 200, 300, 400, 500)
   c.lock()
   return c

@@ -14,12 +14,14 @@ from absl.testing import absltest, parameterized
 
 from unirouter_jax import data
 from unirouter_jax.deploy import io as router_io
-from unirouter_jax.shell import router_cli
+from unirouter_jax.shell import onboard_cli, router_cli
 
 
 def run(*argv):
   parser = argparse.ArgumentParser(prog='unirouter')
-  router_cli.register(parser.add_subparsers(dest='command', required=True))
+  sub = parser.add_subparsers(dest='command', required=True)
+  router_cli.register(sub)
+  onboard_cli.register(sub)
   args = parser.parse_args([str(a) for a in argv])
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
@@ -303,6 +305,148 @@ class MapFlagsTest(absltest.TestCase):
     ):
       with self.subTest(msg=msg), self.assertRaisesRegex(ValueError, msg):
         run('fit', '--data', 'alpacaeval', '--out', '/nonexistent/r', *args)
+
+
+class OnboardCLITest(absltest.TestCase):
+
+  def test_probe_set_budget_then_onboard(self):
+    tmp = tempfile.mkdtemp()
+    router = os.path.join(tmp, 'r')
+    ds = data.load('routerbench_subset')
+    run('fit', '--data', 'routerbench_subset', '--out', router)
+    r, _ = router_io.load_deployed(router)
+    name = r.llm_names[-1]
+    j = len(r.llm_names) - 1
+    graded = os.path.join(tmp, 'graded.json')
+    with open(graded, 'w') as f:
+      json.dump(
+          {
+              pid: 1.0 - float(r.probe_error_pm[i, j])
+              for i, pid in enumerate(r.probe_ids)
+              if r.probe_visible_pm[i, j]
+          },
+          f,
+      )
+    del ds
+    run('remove-llm', '--router', router, '--name', name)
+    nxt = os.path.join(tmp, 'next.csv')
+    _, out = run(
+        'probe-set',
+        '--router',
+        router,
+        '--out',
+        nxt,
+        '--name',
+        'new',
+        '--cost',
+        '0.001',
+        '--budget',
+        '12',
+    )
+    rep = json.loads(out)
+    self.assertEqual(rep['probe_prompts'], 12)
+    self.assertEqual(rep['labelled'], 0)
+    with open(nxt) as f:
+      rows = list(csv.DictReader(f))
+    self.assertLen(rows, 12)
+    self.assertEqual(set(rows[0]), {'prompt_id', 'prompt', 'quality'})
+    # Labels so far (from the file the user filled in) are not proposed.
+    with open(graded) as f:
+      table = json.load(f)
+    so_far = os.path.join(tmp, 'so_far.csv')
+    with open(so_far, 'w') as f:
+      w = csv.writer(f)
+      w.writerow(['prompt_id', 'quality'])
+      w.writerows([row['prompt_id'], table[row['prompt_id']]] for row in rows)
+    _, out = run(
+        'probe-set',
+        '--router',
+        router,
+        '--out',
+        nxt,
+        '--name',
+        'new',
+        '--cost',
+        '0.001',
+        '--budget',
+        '12',
+        '--labels',
+        so_far,
+    )
+    self.assertEqual(json.loads(out)['labelled'], 12)
+    with open(nxt) as f:
+      again = {row['prompt_id'] for row in csv.DictReader(f)}
+    self.assertEmpty(again & {row['prompt_id'] for row in rows})
+    # onboard --dry-run leaves the router; onboard writes it.
+    args = [
+        'onboard',
+        '--router',
+        router,
+        '--name',
+        'new',
+        '--cost',
+        '0.001',
+        '--labels',
+        graded,
+        '--batch',
+        '20',
+        '--max-labels',
+        '40',
+        '--tolerance',
+        '0',
+    ]
+    _, out = run(*args, '--dry-run')
+    self.assertFalse(json.loads(out)['router_written'])
+    self.assertNotIn('new', router_io.load_deployed(router)[0].llm_names)
+    _, out = run(*args)
+    rep = json.loads(out)
+    self.assertEqual(rep['stopped'], 'max_labels')
+    self.assertEqual(rep['labels_used'], 40)
+    new = router_io.load_deployed(router)[0]
+    self.assertEqual(int(np.asarray(new.probe_visible_pm)[:, -1].sum()), 40)
+    # Bad input names the flag.
+    for argv, msg in [
+        (
+            ['probe-set', '--router', router, '--out', nxt, '--budget', '5'],
+            '--name',
+        ),
+        (
+            ['probe-set', '--router', router, '--out', nxt, '--name', 'x'],
+            '--name: only used with --budget',
+        ),
+        (
+            [
+                'probe-set',
+                '--router',
+                router,
+                '--out',
+                'a.txt',
+                '--name',
+                'x',
+                '--budget',
+                '5',
+                '--cost',
+                '1',
+            ],
+            '--out',
+        ),
+        (
+            [
+                'probe-set',
+                '--router',
+                router,
+                '--out',
+                nxt,
+                '--name',
+                'x',
+                '--budget',
+                '5',
+            ],
+            '--cost',
+        ),
+    ]:
+      with self.assertRaisesRegex(ValueError, msg):
+        run(*argv)
 
 
 if __name__ == '__main__':

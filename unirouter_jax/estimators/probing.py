@@ -445,3 +445,22 @@ def budgeted(
           f'chosen by {strategy.name} ({psi_rule} psi).'
       ),
   )
+
+
+@reused
+def uniroute_hierarchical() -> Estimator:
+  """UniRoute (K-means) with hierarchical shrinkage of ``psi``: every probe
+  label, each fine cluster's error shrunk toward its coarse group's, that
+  toward the LLM's global error, strengths fitted to the training LLMs
+  only (:func:`~unirouter_jax.estimators.partial_psi.hierarchical_psi`).
+  K is UniRoute (K-means)'s selection; the CLI and configs call it
+  ``uniroute_hierarchical``."""
+  est = budgeted('random', None, psi_rule='hierarchical')
+  return dataclasses.replace(
+      est,
+      name='uniroute_hierarchical',
+      description=(
+          'UniRoute (K-means), psi shrunk fine -> coarse -> global '
+          '(strengths from the training LLMs).'
+      ),
+  )

@@ -26,7 +26,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from unirouter_jax.shell import download, router_cli
+from unirouter_jax.shell import download, onboard_cli, router_cli
 
 PROG = 'unirouter'
 
@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   sub.required = True
   _add_evaluate(sub)
-  router_cli.register(sub)  # fit, probe-set, add-llm, route, ...
+  router_cli.register(sub)  # fit, add-llm, route, ...
+  onboard_cli.register(sub)  # probe-set, onboard
   download.register(sub)  # download embedllm|routerbench|sprout
   return parser
 

@@ -1,5 +1,6 @@
-"""``unirouter`` sub-commands of the router: fit, probe-set, add-llm,
-remove-llm, set-cost, route, export.
+"""``unirouter`` sub-commands of the router: fit, add-llm, remove-llm,
+set-cost, route, export (probe-set and onboard:
+:mod:`unirouter_jax.shell.onboard_cli`).
 
 ``register(subparsers)`` adds them to the ``unirouter`` argparse program
 (:mod:`unirouter_jax.shell.cli`); each handler is ``args.func(args) -> exit code``
@@ -10,7 +11,7 @@ was.
 
   unirouter fit --data routerbench_subset --out my_router [--costs lat.csv]
       [--map kmeans|soft|learned]    # the cluster map (default kmeans)
-  unirouter probe-set --router my_router --out probe.csv
+  unirouter probe-set --router my_router --out probe.csv   # onboard_cli
   unirouter add-llm --router my_router --name new-llm --cost 0.002 \\
       --labels labels.csv            # prompt_id,quality  or  {id: quality}
   unirouter route --router my_router --prompt "Prove that ..." --lambda 10
@@ -21,9 +22,7 @@ was.
 
 from __future__ import annotations
 
-import csv
 import json
-import pathlib
 import sys
 
 import numpy as np
@@ -86,11 +85,6 @@ def register(subparsers) -> None:
       help='merge prompts of identical text (default: files keep every row)',
   )
   p.set_defaults(func=fit_command)
-
-  p = subparsers.add_parser('probe-set', help='write the probe prompts')
-  p.add_argument('--router', required=True)
-  p.add_argument('--out', required=True, help='.csv, .json or .jsonl')
-  p.set_defaults(func=probe_set_command)
 
   p = subparsers.add_parser('add-llm', help='add an LLM (or more labels)')
   p.add_argument('--router', required=True)
@@ -265,44 +259,6 @@ def _float(text: str, arg: str) -> float:
     raise ValueError(
         f"{arg}: expected a number or 'auto', got {text!r}."
     ) from e
-
-
-def probe_set_command(args) -> int:
-  from unirouter_jax.deploy import io as router_io  # noqa: PLC0415
-
-  man = router_io.read_router_manifest(args.router)
-  ids, texts = man['probe_ids'], man['probe_texts']
-  out = pathlib.Path(args.out)
-  suffix = ''.join(out.suffixes[-1:]).lower()
-  pairs = list(zip(ids, texts, strict=True))
-  if suffix == '.csv':
-
-    def write(f):
-      w = csv.writer(f, lineterminator='\n')
-      w.writerow(['prompt_id', 'prompt', 'quality'])
-      w.writerows([i, t, ''] for i, t in pairs)
-
-  elif suffix == '.json':
-    body = [{'prompt_id': i, 'prompt': t} for i, t in pairs]
-
-    def write(f):
-      f.write(json.dumps(body, indent=2))
-
-  elif suffix == '.jsonl':
-
-    def write(f):
-      f.writelines(
-          json.dumps({'prompt_id': i, 'prompt': t}) + '\n' for i, t in pairs
-      )
-
-  else:
-    raise ValueError(f'--out {out}: expected a .csv, .json or .jsonl file.')
-  from unirouter_jax.shell import chunks  # noqa: PLC0415 (JAX)
-
-  # A temp file beside --out, renamed once complete (removed on failure).
-  chunks.atomic_write(out, write)
-  _print({'probe_prompts': len(ids), 'out': str(out)})
-  return 0
 
 
 def read_labels(path) -> dict[str, float]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from unirouter_jax.estimators import builtin as methods_lib
+from unirouter_jax.estimators import probing
 from unirouter_jax.estimators.base import Estimator
 
 
@@ -25,6 +26,9 @@ def _estimators(epochs_scale: float, arch: str) -> dict[str, Any]:
   # Cached so that runs in one process share Estimator objects, and with
   # them the protocol's compiled program (its cache keys on the functions).
   est = methods_lib.builtin_estimators(epochs_scale=epochs_scale)
+  # Built on UniRoute (K-means) in estimators.probing (which imports
+  # builtin), so it joins the mapping here rather than in builtin.
+  est['uniroute_hierarchical'] = probing.uniroute_hierarchical()
   if arch != 'mlp':
     epochs = max(1, int(round(5 * epochs_scale)))
     for psi_from, name in (
