@@ -1,10 +1,10 @@
 """Properties of onboarding a new LLM with chosen probe prompts
 (deploy/onboarding.py)."""
 
-import jax
 import numpy as np
 from absl.testing import absltest, parameterized
 
+from tests.deploy import test_router
 from unirouter_jax.deploy import onboarding
 from unirouter_jax.deploy import router as router_lib
 
@@ -27,19 +27,7 @@ def easy_cluster_data(seed=0, n=1200, d=6, m=5):
 
 
 def fit(emb, quality, cost):
-  n, m = quality.shape
-  return router_lib.fit_router(
-      jax.random.key(0),
-      emb,
-      quality,
-      np.ones_like(quality, bool),
-      cost,
-      [f'llm{i}' for i in range(m)],
-      train_idx=np.arange(N_PROBE, n),
-      probe_idx=np.arange(N_PROBE),
-      k=K,
-      probe_ids=[f'p{i}' for i in range(N_PROBE)],
-  )
+  return test_router.fit(emb, quality, cost, k=K, n_probe=N_PROBE)
 
 
 class OnboardingTest(parameterized.TestCase):

@@ -311,6 +311,15 @@ def value_index(
   return jnp.where(pool_m[None, :], index_km, 0.0)
 
 
+def horizons(budget: int) -> tuple[int, ...]:
+  """1, 2, 4, ... up to ``budget``: the look-aheads of :func:`value_index`
+  (static)."""
+  out = [1]
+  while out[-1] * 2 <= budget:
+    out.append(out[-1] * 2)
+  return tuple(out)
+
+
 def greedy_allocation(value_kj, avail_k, n) -> Array:
   """``[k]`` int32: labels per cluster from the ``n`` largest entries of
   ``value_kj`` (``[k, j]``: the worth of cluster ``k``'s ``j + 1``-th

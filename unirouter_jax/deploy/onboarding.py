@@ -53,15 +53,15 @@ from unirouter_jax.core.structs import Clustering
 from unirouter_jax.deploy import cluster_map as maps
 from unirouter_jax.deploy import router as router_lib
 from unirouter_jax.deploy import state as router_state
+from unirouter_jax.estimators import probing
 
 Array = jax.Array
 Router = router_state.Router
 
 STRATEGIES = ('random', 'stratified', 'active')
 DEFAULT_TOLERANCE = 0.005
-# Cost weights of the estimate and the active index (the protocol's grid,
-# thinned; as estimators.probing.REGRET_LAMBDAS).
-NUM_LAMBDAS = 24
+# Cost weights of the estimate and the active index: the protocol's.
+NUM_LAMBDAS = probing.REGRET_LAMBDAS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +114,6 @@ def check_strategy(strategy: str, arg: str = 'strategy') -> str:
         f'{arg}: expected one of {", ".join(STRATEGIES)}, got {strategy!r}.'
     )
   return strategy
-
-
-def _horizons(budget: int) -> tuple[int, ...]:
-  out = [1]
-  while out[-1] * 2 <= budget:
-    out.append(out[-1] * 2)
-  return tuple(out)
 
 
 @functools.partial(jax.jit, static_argnames=('strategy', 'budget'))
@@ -178,7 +171,7 @@ def _plan(
     index_k = probe.value_index(
         a_km,
         b_km,
-        _horizons(budget),
+        probe.horizons(budget),
         cost_m,
         pool_m,
         lam_l,
@@ -394,22 +387,25 @@ def onboard(
   router_lib.probe_labels_array(router, dict(table), allow_missing=True)
   got: dict[str, float] = {}
   skipped: list[str] = []
+  rounds: list[dict] = []
+  asked = 0
   cols = _columns(router, name, cost, got)
-  _, est = _run(router, cols, strategy, 0, seed)
-  rounds = [{'labels': 0, 'asked': 0, 'estimate': est}]
-  stopped = 'exhausted'
   while True:
+    left = None if max_labels is None else max_labels - len(got)
+    n = batch if left is None else max(0, min(batch, left))
+    # The estimate for the labels so far, and the next batch (none at n 0).
+    idx, est = _run(router, cols, strategy, n, seed, tuple(skipped))
+    rounds.append({'labels': len(got), 'asked': asked, 'estimate': est})
     if est <= tolerance and cols.vis_pm[:, cols.j].sum() >= min_labels:
       stopped = 'tolerance'
       break
-    left = None if max_labels is None else max_labels - len(got)
-    if left is not None and left <= 0:
+    if n == 0:
       stopped = 'max_labels'
       break
-    n = batch if left is None else min(batch, left)
-    idx, _ = _run(router, cols, strategy, n, seed, tuple(skipped))
     if idx.size == 0:
+      stopped = 'exhausted'
       break
+    asked += int(idx.size)
     for i in idx:
       pid = router.probe_ids[i]
       q = table.get(pid)
@@ -418,12 +414,6 @@ def onboard(
       else:
         got[pid] = float(q)
     cols = _columns(router, name, cost, got)
-    _, est = _run(router, cols, strategy, 0, seed)
-    rounds.append({
-        'labels': len(got),
-        'asked': rounds[-1]['asked'] + int(idx.size),
-        'estimate': est,
-    })
   out = router
   if got:
     out = router_lib.add_or_extend(router, name, cost, got, allow_missing=True)

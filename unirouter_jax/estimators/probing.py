@@ -190,14 +190,6 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
   return [budget // r + (1 if i < budget % r else 0) for i in range(r)]
 
 
-def _horizons(budget: int) -> tuple[int, ...]:
-  """1, 2, 4, ... up to ``budget``: the look-aheads of the value index."""
-  out = [1]
-  while out[-1] * 2 <= budget:
-    out.append(out[-1] * 2)
-  return tuple(out)
-
-
 def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
   sizes = round_sizes(budget, rounds)
   bmax = max(sizes)
@@ -211,7 +203,7 @@ def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
     index_km = probe.value_index(
         a_km,
         b_km,
-        _horizons(budget),
+        probe.horizons(budget),
         ctx.cost_m,
         ctx.pool_m,
         ctx.lam_l,
