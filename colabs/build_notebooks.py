@@ -240,7 +240,8 @@ subset (ARC-Challenge, MBPP and Winogrande prompts, USD costs), labels the
 unseen 11th LLM on the probe set, adds it, and shows
 1. which test prompts move to the new LLM,
 2. how the deferral curve on held-out prompts changes,
-3. how many probe labels the new LLM needs.
+3. which probe prompts the new LLM should be labelled on, how Area grows with
+   its labels under each strategy, and when to stop labelling.
 """),
     code(PATHS),
     code("""
@@ -254,10 +255,8 @@ OLD_LLMS = (  # the LLMs the router is trained on, cheap to dear
 )
 NEW_LLM = 'zero-one-ai/Yi-34B-Chat'  # unseen: cheap and strong
 TEST_FRACTION = 0.3  # held-out prompts that score the routers
-PROBE_SIZE = 100  # labelled probe prompts per LLM
+PROBE_SIZE = 300  # labelled probe prompts per LLM
 K = 8  # clusters
-PROBE_SUBSETS = (5, 10, 25, 50, 100)  # probe labels given for the new LLM
-REPEATS = 2 if SMOKE else 20  # random probe subsets per size
 """),
     md("""
 ## 1. A router trained on some LLMs
@@ -379,41 +378,115 @@ ax.set_xlabel('normalised cost'), ax.set_ylabel('test quality'), ax.legend()
 plt.show()
 """),
     md("""
-## 5. How many probe labels does the new LLM need?
+## 5. Which probe prompts to label, and when to stop
 
-Give the new LLM labels on random subsets of the probe set only
-(`allow_missing=True`; a cluster without labels falls back to the LLM's mean
-error) and score each router as above. More labels make the new LLM's `psi`
-more faithful, which on one test split need not mean a larger Area. For the
-paper's study (every LLM's
-probe set shrinks, UniRoute vs K-NN over many random splits) run
-`python experiments/val_size_study.py --config=configs/val_size_study.py --workdir=results/val_size`.
+Labelling costs money: each probe label is one answer of the new LLM, graded.
+`unirouter_jax.deploy.onboarding` chooses the next prompts to label
+(`next_probes`) and estimates how much Area the remaining uncertainty about the
+new LLM's `psi` still costs (`stopping_estimate`); `onboard` runs the loop
+against a table of labels: propose a batch, take its labels, re-estimate, stop
+at a tolerance. Three strategies:
+`random` (uniform), `stratified` (clusters in proportion to their mass times
+how much the known LLMs disagree there) and `active` (the batch goes to the
+clusters where a label is expected to change the routing decision most, under
+the new LLM's Beta posterior with a prior from the known LLMs).
+
+Each strategy labels the new LLM batch by batch up to the whole probe set;
+after every batch the router gets the labels so far (`add_llm(...,
+allow_missing=True)`) and is scored on the held-out prompts. This is one
+split of prompts and one new LLM, with a few seeds (the order within
+clusters): on one split fewer labels can even score higher than all of them,
+by chance. The many-trial study at the end of this section is the evidence
+for or against a strategy. The right panel is the stopping estimate, in
+units of Area: `area_lost`, what routing on the estimated `psi` instead of
+the true one is expected to cost (part of it stays with every label: the
+probe set is finite), and `gain_left`, the part that labelling the rest of
+the probe set is expected to remove (0 when every prompt is labelled).
 """),
     code("""
-from unirouter_jax.shell import plots
+from unirouter_jax.deploy import onboarding
 
-area_rs = np.zeros((REPEATS, len(PROBE_SUBSETS)))
-for r in range(REPEATS):
-  order = np.asarray(jax.random.permutation(
-      jax.random.fold_in(key, 100 + r), len(router.probe_ids)))
-  for j, size in enumerate(PROBE_SUBSETS):
-    subset = {router.probe_ids[i]: labels[router.probe_ids[i]]
-              for i in order[:size]}
-    r_new = router_lib.add_llm(router, NEW_LLM, new_cost, subset,
+STRATEGIES = ('random', 'stratified', 'active')
+BATCH = 20  # labels per round
+MAX_LABELS = 2 * BATCH if SMOKE else PROBE_SIZE
+SEEDS = 1 if SMOKE else 8
+steps = np.arange(BATCH, MAX_LABELS + 1, BATCH)
+area_all = float(test_curve(router_new).area)  # every probe label
+area_sn = {s: np.zeros((SEEDS, steps.size)) for s in STRATEGIES}
+lost_sn = {s: np.zeros((SEEDS, steps.size)) for s in STRATEGIES}
+left_sn = {s: np.zeros((SEEDS, steps.size)) for s in STRATEGIES}
+for s in STRATEGIES:
+  for seed in range(SEEDS):
+    # tolerance 0: label up to MAX_LABELS; the labels come in asking order.
+    _, rep = onboarding.onboard(
+        router, NEW_LLM, labels, cost=new_cost, batch=BATCH, tolerance=0.0,
+        max_labels=MAX_LABELS, strategy=s, seed=seed)
+    asked = list(rep.labels.items())
+    for j, n in enumerate(steps):
+      r_n = router_lib.add_llm(router, NEW_LLM, new_cost, dict(asked[:n]),
                                allow_missing=True)
-    area_rs[r, j] = float(test_curve(r_new).area)
-print(f'Area without {NEW_LLM}: {float(test_curve(router).area):.4f}')
-print(pd.DataFrame({'probe labels': PROBE_SUBSETS,
-                    'mean Area': area_rs.mean(0),
-                    'std': area_rs.std(0)}).to_string(index=False))
-plots.val_size_curve(
-    OUT / 'onboard_probe_size.png', PROBE_SUBSETS,
-    {'uniroute_kmeans': area_rs.mean(0)},
-    {'uniroute_kmeans': area_rs.std(0) / np.sqrt(REPEATS)},
-    title=f'Area after adding {NEW_LLM} vs its probe labels '
-          f'({REPEATS} random subsets; bands: ±2 s.e.)',
-)
-display(Image(filename=str(OUT / 'onboard_probe_size.png')))
+      area_sn[s][seed, j] = float(test_curve(r_n).area)
+      lost_sn[s][seed, j] = rep.rounds[j + 1]['area_lost']
+      left_sn[s][seed, j] = rep.rounds[j + 1]['gain_left']
+
+fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+colours = {'random': 'tab:gray', 'stratified': 'tab:blue', 'active': 'tab:red'}
+for s in STRATEGIES:
+  m, se = area_sn[s].mean(0), area_sn[s].std(0) / np.sqrt(SEEDS)
+  ax.plot(steps, m, 'o-', color=colours[s], label=s, ms=3)
+  ax.fill_between(steps, m - 2 * se, m + 2 * se, color=colours[s], alpha=0.15)
+  ax2.plot(steps, left_sn[s].mean(0), 'o-', color=colours[s],
+           label=f'{s}: gain left', ms=3)
+  ax2.plot(steps, lost_sn[s].mean(0), '--', color=colours[s],
+           label=f'{s}: Area lost (vs true psi)')
+ax.axhline(area_all, color='k', ls='--', lw=0.8,
+           label=f'all {len(router.probe_ids)} labels')
+ax.axhline(float(test_curve(router).area), color='k', ls=':', lw=0.8,
+           label=f'without {NEW_LLM}')
+ax.set_xlabel('probe labels of the new LLM'), ax.set_ylabel('test Area')
+ax.set_title(f'Area vs labels, one split ({SEEDS} seeds, ±2 s.e.)',
+             fontsize=9)
+ax.legend(fontsize=7)
+ax2.set_xlabel('probe labels of the new LLM')
+ax2.set_ylabel('Area'), ax2.legend(fontsize=7)
+ax2.set_ylim(bottom=0)
+ax2.set_title('stopping estimate (onboarding.stopping_estimate)', fontsize=9)
+fig.tight_layout()
+OUT.mkdir(parents=True, exist_ok=True)
+fig.savefig(OUT / 'onboard_strategies.png', dpi=100)
+plt.show()
+print(pd.DataFrame({s: area_sn[s].mean(0) for s in STRATEGIES},
+                   index=pd.Index(steps, name='labels')).round(4))
+"""),
+    md("""
+In practice you do not know the test Area; you stop on the estimate.
+`onboard` stops once `gain_left` is at most `tolerance` (and at least
+`min_labels` were taken; default `max(batch, 2 K)`). The same from the command line:
+`unirouter probe-set --router R --name NEW --cost C --budget 10 --strategy active
+--labels so_far.csv --out next.csv` prints the estimate and writes the next
+prompts; `unirouter onboard --router R --name NEW --cost C --labels graded.csv
+--tolerance 0.002` runs the whole loop.
+"""),
+    code("""
+router_auto, rep = onboarding.onboard(  # tolerance: DEFAULT_TOLERANCE
+    router, NEW_LLM, labels, cost=new_cost, batch=BATCH, strategy='active')
+print('tolerance:', onboarding.DEFAULT_TOLERANCE)
+display(pd.DataFrame(rep.rounds).round(5))
+print(f'stopped ({rep.stopped}) after {len(rep.labels)} of '
+      f'{len(router.probe_ids)} probe labels; test Area '
+      f'{float(test_curve(router_auto).area):.4f} vs {area_all:.4f} with all.')
+"""),
+    md("""
+Over many random splits of LLMs and prompts (the paper's protocol, every test
+LLM onboarded with `B` labels) the study `experiments/probe_study.py` gives
+Area vs labels for every strategy with sign tests; its figure for the bundled
+RouterBench subset (`docs/probing.md` has the tables and the other sets):
+"""),
+    code("""
+study_png = ROOT / 'docs' / 'figures' / 'probe_study.png'
+display(Image(filename=str(study_png), width=1000))
+# To run it yourself (about 3 minutes on 2 CPU cores; ':tiny' for a smoke run):
+# !python experiments/probe_study.py --config=configs/probe_study.py --workdir=results/probe_study
 """),
     md("""
 From the command line the same flow is

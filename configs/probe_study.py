@@ -52,15 +52,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.probe = ml_collections.ConfigDict()
     c.probe.strategies = ('random', 'stratified', 'active')
     c.probe.budgets = (10, 20, 50, 100, 200)  # labels per new LLM (+ all)
+    # Also ceil(N_val / 2) labels: the budget of the half-label test.
+    c.probe.half_budget = True
     # psi from partial labels (estimators.probing.PSI_RULES).
-    c.probe.psi_rules = ('plain', 'imputed', 'hierarchical')
-    c.probe.active_rounds = 4  # sequential batches of the active strategy
+    c.probe.psi_rules = ('plain', 'posterior', 'imputed', 'hierarchical')
+    c.probe.active_rounds = 8  # sequential batches of the active strategy
     c.probe.alpha = 0.01  # sign-test level (the paper's)
     if name == 'alpacaeval':
       # ~80 probe prompts: half the labels is 40.
       c.probe.budgets = (10, 20, 30, 40, 60)
     if arg == 'tiny':
       c.probe.budgets = (5, 10)
+      c.probe.half_budget = False
       c.probe.psi_rules = ('plain',)
   c.lock()
   return c

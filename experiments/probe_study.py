@@ -67,8 +67,9 @@ def _name(strategy, budget, rule, rounds):
 
 @functools.lru_cache(maxsize=4)
 def _regret_program(pairs, pad):
-  """``run(splits, data, k_s) -> [s, len(pairs)]`` summed stopping
-  estimates, at each trial's K (one clustering per trial)."""
+  """``run(splits, data, k_s) -> [s, len(pairs), 2]`` the stopping
+  estimates (Area lost, gain left) summed over the test LLMs, at each
+  trial's K (one clustering per trial)."""
   prompt_fit = builtin.uniroute_kmeans().fit.prompt_fit
 
   @jax.jit
@@ -77,12 +78,13 @@ def _regret_program(pairs, pad):
       split, k = args
       inputs = views.trial_inputs(data, split)
       clustering = prompt_fit(split.key, inputs, {'k': k}, pad)
-      return jnp.stack([
-          probing.choose_probes(s, b, split.key, inputs, clustering)[
-              0
-          ].regret_m.sum()
+      outs = [
+          probing.choose_probes(s, b, split.key, inputs, clustering)[0]
           for s, b in pairs
-      ])
+      ]
+      return jnp.stack(
+          [jnp.stack([o.regret_m.sum(), o.gain_left_m.sum()]) for o in outs]
+      )
 
     return lax.map(one, (splits, k_s))
 
@@ -90,7 +92,8 @@ def _regret_program(pairs, pad):
 
 
 def stopping_estimates(probe_cfg, data, splits, grids, result, pad):
-  """``{(strategy, budget): [s]}`` at the K selected in each trial."""
+  """``{(strategy, budget): [s, 2]}`` (Area lost, gain left) at the K
+  selected in each trial."""
   strategies = [
       probing.get_strategy(_strategy(s, probe_cfg.active_rounds))
       for s in probe_cfg.strategies
@@ -101,9 +104,7 @@ def stopping_estimates(probe_cfg, data, splits, grids, result, pad):
   k_grid = np.asarray(grids[REFERENCE]['k'])
   k_s = jnp.asarray(k_grid[np.asarray(result.methods[REFERENCE].selected)])
   r_sp = np.asarray(_regret_program(pairs, pad)(splits, data, k_s))
-  return {
-      (s.name, b): r_sp[:, i].tolist() for i, (s, b) in enumerate(pairs)
-  }, k_s
+  return {(s.name, b): r_sp[:, i] for i, (s, b) in enumerate(pairs)}, k_s
 
 
 def _paired(a_s, b_s, alpha):
@@ -155,11 +156,18 @@ def summarise(config, areas, regret, n_val) -> dict:
         )
       if 2 * b >= n_val:
         half[f'active_{b}_vs_all'] = _paired(a, full, p.alpha)
+        if rule != 'plain':  # against the paper's UniRoute, every label
+          half[f'active_{b}_vs_uniroute_kmeans'] = _paired(
+              a, areas[REFERENCE], p.alpha
+          )
     if rule != 'plain':  # every label, this rule against UniRoute's psi
       half['all_vs_uniroute_kmeans'] = _paired(full, areas[REFERENCE], p.alpha)
     table['rules'][rule] = {'rows': rows, 'half_labels': half}
   table['stopping'] = {
-      f'{s}_{"all" if b is None else b}': float(np.mean(v))
+      f'{s}_{"all" if b is None else b}': {
+          'area_lost': float(np.mean(np.asarray(v)[:, 0])),
+          'gain_left': float(np.mean(np.asarray(v)[:, 1])),
+      }
       for (s, b), v in regret.items()
   }
   return table
@@ -203,19 +211,29 @@ def markdown(table, config, trials) -> str:
           f'- {k}: {v["diff"]:+.4f} ± {2 * v["se"]:.4f} '
           f'({v["wins"]}/{v["losses"]}, p={v["p"]:.2g}){star}'
       )
-  lines += ['', '**Stopping estimate** (expected routing regret, summed '
-            'over the test LLMs; mean over trials):', '']  # fmt: skip
-  lines.append('| labels | ' + ' | '.join(p.strategies) + ' |')
+  lines += ['', '**Stopping estimate** (summed over the test LLMs; mean '
+            'over trials): the estimated gain left by labelling every probe '
+            'prompt, beside the Area actually gained by every label '
+            f'({list(table["rules"])[0]} psi), and the Area lost to psi '
+            'uncertainty (against the true psi):', '']  # fmt: skip
+  head = ' | '.join(f'{s}: gain left / gained / lost' for s in p.strategies)
+  lines.append(f'| labels | {head} |')
   lines.append('|---' * (1 + len(p.strategies)) + '|')
   st = table['stopping']
+  rows = table['rules'][list(table['rules'])[0]]['rows']
+  names = [probing.get_strategy(_strategy(s, p.active_rounds)).name
+           for s in p.strategies]  # fmt: skip
   for b in table['budgets']:
-    names = [probing.get_strategy(_strategy(s, p.active_rounds)).name
-             for s in p.strategies]  # fmt: skip
-    lines.append(
-        f'| {b} | ' + ' | '.join(f'{st[f"{n}_{b}"]:.5f}' for n in names) + ' |'
-    )
-  first = probing.get_strategy(_strategy(p.strategies[0], p.active_rounds))
-  lines.append(f'| all | {st[f"{first.name}_all"]:.5f} |')
+    cells = []
+    for s, n in zip(p.strategies, names, strict=True):
+      e = st[f'{n}_{b}']
+      gained = rows['all']['mean'] - rows[f'{s}_{b}']['mean']
+      cells.append(
+          f'{e["gain_left"]:.4f} / {gained:.4f} / {e["area_lost"]:.4f}'
+      )
+    lines.append(f'| {b} | ' + ' | '.join(cells) + ' |')
+  e = st[f'{names[0]}_all']
+  lines.append(f'| all | {e["gain_left"]:.4f} / 0 / {e["area_lost"]:.4f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -243,6 +261,8 @@ def plot(path, table, regret, config, title):
     ax.set_xticks(xs)
     ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(ticker.NullLocator())
+    # Close budgets (e.g. half of N_val beside 200) would overlap flat.
+    ax.tick_params(axis='x', labelsize=7, labelrotation=60)
     ax.set_xlabel('probe labels per new LLM')
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -282,13 +302,16 @@ def plot(path, table, regret, config, title):
   every = regret[(probing.get_strategy(p.strategies[0]).name, None)]
   for s in p.strategies:
     n = probing.get_strategy(_strategy(s, p.active_rounds)).name
-    est = [np.mean(regret[(n, b)]) for b in budgets] + [np.mean(every)]
-    ax.plot(xs, est, 'o-', color=colours.get(s), label=f'{s}: estimate', ms=3)
+    est = [np.mean(np.asarray(regret[(n, b)])[:, 1]) for b in budgets]
+    est.append(np.mean(np.asarray(every)[:, 1]))
+    ax.plot(xs, est, 'o-', color=colours.get(s),
+            label=f'{s}: estimated gain left', ms=3)  # fmt: skip
     real = [loss['all']['mean'] - loss[f'{s}_{b}']['mean'] for b in budgets]
     ax.plot(xs[:-1], real, 'x:', color=colours.get(s),
-            label=f'{s}: Area lost ({rules[0]})')  # fmt: skip
+            label=f'{s}: Area gained by all labels')  # fmt: skip
   ax.axhline(0.0, color='k', lw=0.5)
-  axis(ax, 'expected regret / Area lost', 'stopping estimate')
+  axis(ax, f'Area (summed over test LLMs; {rules[0]} psi)',
+       'stopping estimate: gain left vs realised')  # fmt: skip
   ax = axes[1, -1]
   rule_colours = ('tab:purple', 'tab:orange', 'tab:green', 'tab:brown')
   for i, rule in enumerate(rules):
@@ -359,13 +382,16 @@ def run(config, workdir, *, log=print) -> dict:
       1
   ]
   budgets = tuple(int(b) for b in config.probe.budgets if int(b) < n_val)
+  if config.probe.get('half_budget', False) and n_val > 1:
+    budgets = tuple(sorted(set(budgets) | {-(-n_val // 2)}))
   if not budgets:
     raise ValueError(
         f'probe.budgets: every budget is at least N_val = {n_val} (the '
         'probe set); give smaller ones.'
     )
   if budgets != tuple(config.probe.budgets):
-    log(f'N_val = {n_val}: budgets {budgets} (the others label every prompt)')
+    log(f'N_val = {n_val}: budgets {budgets} (half: {-(-n_val // 2)}; the '
+        'others label every prompt)')  # fmt: skip
     config = config.copy_and_resolve_references()
     with config.unlocked():
       config.probe.budgets = budgets

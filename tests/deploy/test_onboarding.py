@@ -72,13 +72,8 @@ class OnboardingTest(parameterized.TestCase):
     rest = self.propose(strategy, 1000, labels=so_far)
     self.assertLen(rest.probe_ids, N_PROBE - 20)
 
-  # Active's version of this property is tested in the protocol setting
-  # (tests/estimators/test_probing.py). On a router, when the new LLM is
-  # dominated in every other cluster, active may still sample the easy one
-  # (its KG* uses a normal approximation that ignores p >= 0, so a near-tie
-  # at error ~0 looks worth a label); docs/probing.md, "Left to do".
-  def test_cluster_every_known_llm_gets_right_gets_few_labels(self):
-    strategy = 'stratified'
+  @parameterized.parameters('stratified', 'active')
+  def test_cluster_every_known_llm_gets_right_gets_few_labels(self, strategy):
     share = {}
     for s in ('random', strategy):
       labels, got = {}, []
@@ -92,18 +87,26 @@ class OnboardingTest(parameterized.TestCase):
 
   def test_estimate_decreases_as_labels_are_added(self):
     # Mean over label orders (per path it may rise: docs/probing.md).
-    sizes = (40, 120, N_PROBE)
-    est = np.zeros((8, len(sizes)))
+    sizes = (0, 40, 120, N_PROBE)
+    lost = np.zeros((8, len(sizes)))
+    left = np.zeros((8, len(sizes)))
     for seed in range(8):
       order = np.random.default_rng(seed).permutation(N_PROBE)
       for i, size in enumerate(sizes):
         labels = {f'p{j}': self.table[f'p{j}'] for j in order[:size]}
-        est[seed, i] = onboarding.stopping_estimate(
+        est = onboarding.stopping_estimate(
             self.base, self.name, labels=labels, cost=self.new_cost
         )
-    mean = est.mean(0)
-    self.assertTrue(np.all(np.diff(mean) < 0), mean)
-    self.assertTrue(np.all(est >= 0))
+        lost[seed, i], left[seed, i] = est.area_lost, est.gain_left
+    self.assertTrue(np.all(np.diff(lost[:, 1:].mean(0)) < 0), lost.mean(0))
+    self.assertTrue(np.all(np.diff(left.mean(0)) < 0), left.mean(0))
+    self.assertTrue(np.all(lost >= 0) and np.all(left >= 0))
+    # Every probe prompt labelled: nothing left to gain; the Area lost
+    # against the true psi stays (a finite probe set).
+    np.testing.assert_allclose(left[:, -1], 0.0, atol=1e-7)
+    self.assertTrue(np.all(lost[:, -1] > 0))
+    # The gain left never exceeds the Area lost (it is a part of it).
+    self.assertTrue(np.all(left <= lost + 1e-7))
 
   def test_onboard_to_the_end_equals_add_llm_with_every_label(self):
     out, rep = onboarding.onboard(
@@ -127,12 +130,12 @@ class OnboardingTest(parameterized.TestCase):
         min_labels=20,
     )
     self.assertEqual(rep.stopped, 'tolerance')
-    self.assertLessEqual(rep.estimate, 0.01)
+    self.assertLess(rep.estimate.gain_left, 0.01)
     self.assertGreaterEqual(len(rep.labels), 20)
     self.assertLess(len(rep.labels), N_PROBE)
     labels = [r['labels'] for r in rep.rounds]
     self.assertEqual(labels, sorted(labels))
-    self.assertTrue(all(r['estimate'] > 0.01 for r in rep.rounds[:-1][2:]))
+    self.assertTrue(all(r['gain_left'] >= 0.01 for r in rep.rounds[:-1][2:]))
     # The router is the one add-llm gives with those labels.
     ref = router_lib.add_llm(
         self.base, self.name, self.new_cost, rep.labels, allow_missing=True
@@ -168,7 +171,12 @@ class OnboardingTest(parameterized.TestCase):
     self.assertEmpty(set(prop.probe_ids) & set(first))
     ref = self.propose('active', 25, labels=first)
     self.assertEqual(prop.probe_ids, ref.probe_ids)
-    self.assertAlmostEqual(prop.estimate, ref.estimate, places=6)
+    self.assertAlmostEqual(
+        prop.estimate.area_lost, ref.estimate.area_lost, places=6
+    )
+    self.assertAlmostEqual(
+        prop.estimate.gain_left, ref.estimate.gain_left, places=6
+    )
 
   def test_bad_arguments_name_themselves(self):
     cases = [

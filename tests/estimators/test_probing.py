@@ -108,6 +108,119 @@ class RegretTest(parameterized.TestCase):
     self.assertEqual(float(probe.decision_regret(2.0, 3.0, -0.1)), 0.0)
     self.assertEqual(float(probe.decision_regret(2.0, 3.0, 1.5)), 0.0)
 
+  def test_knowledge_gradient_matches_beta_binomial_sum(self):
+    # Reference: the sum over s ~ BetaBinomial(n, a, b) written from the
+    # definition (scipy's pmf), thresholds inside, outside and at the mean.
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.05, 30, size=(3, 4))
+    b = rng.uniform(0.5, 60, size=(3, 4))
+    t = rng.uniform(-0.1, 1.1, size=(3, 4, 5))
+    t[0, 0, 0] = a[0, 0] / (a[0, 0] + b[0, 0])
+    horizons = (1, 2, 4, 16, 64)
+    got = np.asarray(
+        probe.knowledge_gradient(
+            jnp.asarray(a, jnp.float32),
+            jnp.asarray(b, jnp.float32),
+            jnp.asarray(t, jnp.float32),
+            horizons,
+        )
+    )
+    self.assertEqual(got.shape, (3, 4, len(horizons), 5))
+    for i, j, h, li in np.ndindex(got.shape):
+      n = horizons[h]
+      s = np.arange(n + 1)
+      pmf = sps.betabinom(n, a[i, j], b[i, j]).pmf(s)
+      mu_n = (a[i, j] + s) / (a[i, j] + b[i, j] + n)
+      mu = a[i, j] / (a[i, j] + b[i, j])
+      want = (pmf * np.maximum(t[i, j, li] - mu_n, 0)).sum()
+      want -= max(t[i, j, li] - mu, 0)
+      # Tolerance: float32 log-gamma sums.
+      self.assertAlmostEqual(got[i, j, h, li], want, delta=2e-6)
+
+  def test_knowledge_gradient_at_an_error_near_zero(self):
+    # Every LLM right in a cluster: p ~ Beta(0.15, 50), a near-tie. One
+    # label that comes out right (probability ~0.997) barely moves the
+    # mean, so KG(1) is tiny; a normal approximation would put it at
+    # sd(mu_1) * 0.4 ~ 4e-4.
+    a, b = jnp.asarray([[0.15]]), jnp.asarray([[50.0]])
+    t = (a / (a + b))[..., None] + 1e-5
+    kg1 = float(probe.knowledge_gradient(a, b, t, (1,))[0, 0, 0, 0])
+    self.assertLess(kg1, 1e-4)
+    self.assertGreaterEqual(kg1, 0.0)
+
+  @parameterized.parameters(range(3))
+  def test_remaining_gain_is_the_expected_fall_of_the_estimate(self, seed):
+    # Label every prompt left of LLM j (``left`` per cluster); the outcome
+    # s_c ~ BetaBinomial(left_c, a, b) per cluster, independent. With the
+    # rivals and the weights held fixed, the estimate of j afterwards,
+    # averaged over the outcomes (enumerated, scipy's pmf), is the
+    # estimate now minus the remaining gain.
+    a, b, cost, lam, mass = self._random_posterior(seed)
+    pool = jnp.ones((4,), bool)
+    mask = jnp.ones((3,), bool)
+    weight = jnp.asarray([0.1, 0.4, 0.3, 0.2])
+    left = jnp.asarray(np.random.default_rng(seed).integers(0, 9, (3, 4)))
+    args = (cost, pool, lam, mass, mask, weight)
+    gain = np.asarray(probe.remaining_gain(a, b, left, 8, *args))
+    now = np.asarray(probe.routing_regret(a, b, *args))
+    t = probe.rival_threshold(a / (a + b), cost, pool, lam)
+    for j in range(4):
+      after = 0.0
+      for c in range(3):
+        n = int(left[c, j])
+        ac, bc = float(a[c, j]), float(b[c, j])
+        s = np.arange(n + 1)
+        pmf = sps.betabinom(n, ac, bc).pmf(s)
+        r = probe.decision_regret(
+            jnp.asarray(ac + s, jnp.float32)[:, None],
+            jnp.asarray(bc + n - s, jnp.float32)[:, None],
+            t[c, j][None, :],
+        )
+        after += float(mass[c]) * float(pmf @ (np.asarray(r) @ weight))
+      self.assertAlmostEqual(now[j] - after, gain[j], delta=2e-6)
+    # Nothing left to label: nothing to gain.
+    zero = probe.remaining_gain(a, b, jnp.zeros((3, 4), int), 8, *args)
+    np.testing.assert_allclose(zero, 0.0, atol=1e-7)
+
+  def test_area_weights(self):
+    rng = np.random.default_rng(2)
+    k, m = 5, 4
+    mu = rng.uniform(0.05, 0.6, size=(k, m))
+    cost = np.asarray([1.0, 2.0, 5.0, 9.0])
+    mass = rng.dirichlet(np.ones(k))
+    lam = np.concatenate([[0.0], np.geomspace(1e-3, 1e2, 15)]) / 8.0
+    pool = np.asarray([True, True, True, True])
+    got = np.asarray(
+        probe.area_weights(
+            jnp.asarray(mu, jnp.float32),
+            jnp.asarray(cost, jnp.float32),
+            jnp.asarray(pool),
+            jnp.asarray(lam, jnp.float32),
+            jnp.asarray(mass, jnp.float32),
+            jnp.ones((k,), bool),
+        )
+    )
+    # Reference: routed cost per lambda, then each point's share of [0, 1]
+    # between the midpoints to its neighbours (the ends to 1 and to 0).
+    pick = np.argmin(mu[:, :, None] + lam * cost[None, :, None], axis=1)
+    x = (mass[:, None] * cost[pick]).sum(0)
+    x = (x - cost.min()) / (cost.max() - cost.min())
+    edges = np.concatenate([[1.0], (x[:-1] + x[1:]) / 2, [0.0]])
+    want = edges[:-1] - edges[1:]
+    np.testing.assert_allclose(got, want, atol=1e-6)  # tolerance: float32
+    self.assertAlmostEqual(got.sum(), 1.0, delta=1e-6)
+    self.assertTrue((got >= 0).all())
+    # Equal costs: the cost weight changes nothing, so uniform weights.
+    flat = probe.area_weights(
+        jnp.asarray(mu, jnp.float32),
+        jnp.ones((m,)),
+        jnp.asarray(pool),
+        jnp.asarray(lam, jnp.float32),
+        jnp.asarray(mass, jnp.float32),
+        jnp.ones((k,), bool),
+    )
+    np.testing.assert_allclose(flat, 1.0 / lam.size, rtol=1e-6)
+
   def _random_posterior(self, seed, k=3, m=4):
     rng = np.random.default_rng(seed)
     a = jnp.asarray(rng.uniform(0.5, 20, size=(k, m)), jnp.float32)
@@ -177,6 +290,14 @@ class RegretTest(parameterized.TestCase):
     g8 = np.asarray(index(8 * a, 8 * b))
     self.assertTrue((g8 <= g + 1e-9).all())
     self.assertLess(g8.sum(), g.sum())
+    # A cluster with no prompt left to label is worth nothing; with fewer
+    # left than a horizon, only the horizons it can take count.
+    avail = jnp.full((3, 4), 100).at[0].set(0).at[2].set(1)
+    ga = np.asarray(index(a, b, avail_km=avail))
+    self.assertTrue((ga[0] == 0).all())
+    self.assertTrue((ga <= g + 1e-9).all())
+    one = np.asarray(index(a, b, horizons=(1,)))
+    np.testing.assert_allclose(ga[2], one[2], rtol=1e-6)
 
 
 class StrategyTest(parameterized.TestCase):

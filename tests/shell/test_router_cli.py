@@ -402,6 +402,12 @@ class OnboardCLITest(absltest.TestCase):
     rep = json.loads(out)
     self.assertEqual(rep['stopped'], 'max_labels')
     self.assertEqual(rep['labels_used'], 40)
+    # The estimate after every round: gain left is a part of the Area lost.
+    self.assertEqual([r['labels'] for r in rep['rounds']], [0, 20, 40])
+    for r in rep['rounds']:
+      self.assertGreaterEqual(r['area_lost'], r['gain_left'])
+      self.assertGreaterEqual(r['gain_left'], 0.0)
+    self.assertEqual(rep['gain_left'], rep['rounds'][-1]['gain_left'])
     new = router_io.load_deployed(router)[0]
     self.assertEqual(int(np.asarray(new.probe_visible_pm)[:, -1].sum()), 40)
     # Bad input names the flag.

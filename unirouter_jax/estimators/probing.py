@@ -190,31 +190,47 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
   return [budget // r + (1 if i < budget % r else 0) for i in range(r)]
 
 
+def _area_weights(ctx: ProbeContext, a_km, b_km) -> Array:
+  """``[l]`` Area weights of the cost weights under the posterior means."""
+  return probe.area_weights(
+      a_km / (a_km + b_km),
+      ctx.cost_m,
+      ctx.pool_m,
+      ctx.lam_l,
+      ctx.mass_k,
+      ctx.cluster_mask_k,
+  )
+
+
 def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
   sizes = round_sizes(budget, rounds)
   bmax = max(sizes)
+  horizons = probe.horizons(budget)
   # [project choice] A small share of the stratified weights breaks ties
-  # (e.g. every decision already certain: all indices 0).
+  # (e.g. every decision already certain: all values 0).
   tie_k = 1e-7 * probe.stratified_weight(ctx.mass_k, ctx.prior)
 
   def body(chosen_vm, n_r):
     err_vm, lab_vm = reveal(chosen_vm)
     a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, err_vm, lab_vm)
+    avail_km = _avail_km(ctx, chosen_vm)
     index_km = probe.value_index(
         a_km,
         b_km,
-        probe.horizons(budget),
+        horizons,
         ctx.cost_m,
         ctx.pool_m,
         ctx.lam_l,
         ctx.mass_k,
         ctx.cluster_mask_k,
+        weight_l=_area_weights(ctx, a_km, b_km),
+        avail_km=avail_km,
     )
     n_km = jax.vmap(
         functools.partial(probe.dhondt_allocation, budget=bmax),
         in_axes=(1, 1, None),
         out_axes=1,
-    )(index_km + tie_k[:, None], _avail_km(ctx, chosen_vm), n_r)
+    )(index_km + tie_k[:, None], avail_km, n_r)
     return _pick(ctx, n_km, chosen_vm), None
 
   none_vm = jnp.zeros(ctx.priority_vm.shape, bool)
@@ -234,15 +250,22 @@ def stratified() -> ProbeStrategy:
   return ProbeStrategy('stratified', _stratified_choose)
 
 
+# [project choice] Sequential batches of the active strategy: more rounds
+# adapt more but cost a posterior and an index each; docs/probing.md
+# compares 4, 8 and 16 rounds on the same trials.
+ACTIVE_ROUNDS = 8
+
+
 @reused
-def active(rounds: int = 4) -> ProbeStrategy:
-  """``rounds`` sequential batches, each split over the clusters by the
-  value of information per label of the routing decision (KG*,
+def active(rounds: int = ACTIVE_ROUNDS) -> ProbeStrategy:
+  """``rounds`` sequential batches, each split over the clusters (D'Hondt)
+  in proportion to the value of information per label of the routing
+  decision (KG* of the exact knowledge gradient, Area-weighted,
   ``core.probe.value_index``) under each new LLM's posterior so far."""
   if rounds < 1:
     raise ValueError(f'rounds: expected >= 1, got {rounds}.')
   return ProbeStrategy(
-      'active' if rounds == 4 else f'active{rounds}',
+      'active' if rounds == ACTIVE_ROUNDS else f'active{rounds}',
       functools.partial(_active_choose, rounds=rounds),
   )
 
@@ -281,14 +304,19 @@ class ProbeOutcome:
   Attributes:
     chosen_vm: ``[v, m]`` the probe prompts each LLM is labelled on.
     a_km, b_km: ``[k, m]`` Beta posterior of each LLM's cluster error.
-    regret_m: ``[m]`` the stopping estimate after those labels
+    regret_m: ``[m]`` the stopping estimate after those labels: the Area
+      lost to ``psi`` uncertainty
       (:func:`~unirouter_jax.core.probe.routing_regret`; 0 off the pool).
+    gain_left_m: ``[m]`` the part of it that labelling every probe prompt
+      left is expected to remove
+      (:func:`~unirouter_jax.core.probe.remaining_gain`).
   """
 
   chosen_vm: Array
   a_km: Array
   b_km: Array
   regret_m: Array
+  gain_left_m: Array
 
 
 def choose_probes(
@@ -307,16 +335,19 @@ def choose_probes(
   else:
     chosen_vm = strategy.choose(ctx, reveal, budget)
   a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, *reveal(chosen_vm))
-  regret_m = probe.routing_regret(
-      a_km,
-      b_km,
+  rest = (
       ctx.cost_m,
       ctx.pool_m,
       ctx.lam_l,
       ctx.mass_k,
       ctx.cluster_mask_k,
+      _area_weights(ctx, a_km, b_km),
   )
-  return ProbeOutcome(chosen_vm, a_km, b_km, regret_m), ctx
+  regret_m = probe.routing_regret(a_km, b_km, *rest)
+  left_km = _avail_km(ctx, chosen_vm)
+  v = ctx.priority_vm.shape[0]
+  gain_m = probe.remaining_gain(a_km, b_km, left_km, v, *rest)
+  return ProbeOutcome(chosen_vm, a_km, b_km, regret_m, gain_m), ctx
 
 
 # ------------------------------------------------------------ estimator ---

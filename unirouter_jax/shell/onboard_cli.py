@@ -4,10 +4,12 @@
   unirouter probe-set --router my_router --out next.csv --name new-llm \\
       --cost 0.002 --budget 20 --strategy active [--labels so_far.csv]
   unirouter onboard --router my_router --name new-llm --cost 0.002 \\
-      --labels graded.csv [--batch 20] [--tolerance 0.005] [--max-labels N]
+      --labels graded.csv [--batch 20] [--tolerance 0.002] [--max-labels N]
 
 ``probe-set --budget`` prints the stopping estimate with the labels so far
-and writes the next prompts to label (:func:`unirouter_jax.deploy.
+(``area_lost`` against the true ``psi``; ``gain_left``, the part that
+labelling the rest of the probe set would remove) and writes the next
+prompts to label (:func:`unirouter_jax.deploy.
 onboarding.next_probes`); label them and pass them to ``add-llm`` (again as
 more arrive) or to the next ``probe-set --labels``. ``onboard`` runs that
 loop against a file of labels (e.g. a grader's output for every probe
@@ -72,7 +74,10 @@ def register(subparsers) -> None:
   p.add_argument(
       '--tolerance',
       type=float,
-      help='stop at this estimated quality loss per prompt (default 0.005)',
+      help=(
+          'stop once the Area the rest of the probe set is expected to add'
+          ' is below this (default 0.002)'
+      ),
   )
   p.add_argument('--max-labels', type=int, help='stop after N labels')
   p.add_argument(
@@ -203,7 +208,8 @@ def probe_set_command(args) -> int:
       'name': args.name,
       'strategy': args.strategy,
       'labelled': prop.labelled,
-      'stopping_estimate': round(prop.estimate, 6),
+      'area_lost': round(prop.estimate.area_lost, 6),
+      'gain_left': round(prop.estimate.gain_left, 6),
       'probe_prompts': len(prop.probe_ids),
       'probe_set': len(router.probe_ids),
       'out': str(args.out),
@@ -251,9 +257,11 @@ def onboard_command(args) -> int:
       'labels_used': len(rep.labels),
       'labels_available': len(table),
       'probe_set': len(router.probe_ids),
-      'stopping_estimate': round(rep.estimate, 6),
+      'area_lost': round(rep.estimate.area_lost, 6),
+      'gain_left': round(rep.estimate.gain_left, 6),
       'rounds': [
-          {**r, 'estimate': round(r['estimate'], 6)} for r in rep.rounds
+          {k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()}
+          for r in rep.rounds
       ],
       'unavailable': list(rep.unavailable),
       'router_written': written,
