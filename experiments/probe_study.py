@@ -8,8 +8,10 @@ Every (strategy, budget, psi rule) of ``config.probe`` is one
 probe label, the reference) they run as one compiled protocol program,
 resumable in chunks (``<workdir>/chunks``, ``metrics.jsonl``). The stopping
 estimate of each (strategy, budget) is recomputed per trial at the K the
-protocol selected (``regret.npz``). Writes ``probe_study.json`` (per-trial
-Areas and estimates, paired sign tests against random per budget),
+protocol selected (``regret.npz``: ``[trials, 2]`` per pair, the Area lost
+and the gain left, summed over the test LLMs). Writes ``probe_study.json``
+(per-trial Areas, mean estimates beside the realised gain, paired sign
+tests against random per budget and the half-label tests),
 ``probe_study.md`` and ``probe_study.png``.
 """
 
