@@ -13,7 +13,7 @@ from scipy import integrate
 from scipy import stats as sps
 
 from tests import synthetic
-from unirouter_jax.core import probe
+from unirouter_jax.core import probe, regret
 from unirouter_jax.core.structs import RoutingData
 from unirouter_jax.estimators import builtin, probing
 from unirouter_jax.evaluation import protocol, views
@@ -103,10 +103,10 @@ class RegretTest(parameterized.TestCase):
       pdf = sps.beta(a, b).pdf
       below, _ = integrate.quad(lambda x, t=t, pdf=pdf: (t - x) * pdf(x), 0, t)
       want = below - max(t - a / (a + b), 0)
-      got = float(probe.decision_regret(a, b, t))
+      got = float(regret.decision_regret(a, b, t))
       self.assertAlmostEqual(got, want, delta=1e-5)  # tolerance: float32
-    self.assertEqual(float(probe.decision_regret(2.0, 3.0, -0.1)), 0.0)
-    self.assertEqual(float(probe.decision_regret(2.0, 3.0, 1.5)), 0.0)
+    self.assertEqual(float(regret.decision_regret(2.0, 3.0, -0.1)), 0.0)
+    self.assertEqual(float(regret.decision_regret(2.0, 3.0, 1.5)), 0.0)
 
   def test_knowledge_gradient_matches_beta_binomial_sum(self):
     # Reference: the sum over s ~ BetaBinomial(n, a, b) written from the
@@ -118,7 +118,7 @@ class RegretTest(parameterized.TestCase):
     t[0, 0, 0] = a[0, 0] / (a[0, 0] + b[0, 0])
     horizons = (1, 2, 4, 16, 64)
     got = np.asarray(
-        probe.knowledge_gradient(
+        regret.knowledge_gradient(
             jnp.asarray(a, jnp.float32),
             jnp.asarray(b, jnp.float32),
             jnp.asarray(t, jnp.float32),
@@ -144,7 +144,7 @@ class RegretTest(parameterized.TestCase):
     # sd(mu_1) * 0.4 ~ 4e-4.
     a, b = jnp.asarray([[0.15]]), jnp.asarray([[50.0]])
     t = (a / (a + b))[..., None] + 1e-5
-    kg1 = float(probe.knowledge_gradient(a, b, t, (1,))[0, 0, 0, 0])
+    kg1 = float(regret.knowledge_gradient(a, b, t, (1,))[0, 0, 0, 0])
     self.assertLess(kg1, 1e-4)
     self.assertGreaterEqual(kg1, 0.0)
 
@@ -161,9 +161,9 @@ class RegretTest(parameterized.TestCase):
     weight = jnp.asarray([0.1, 0.4, 0.3, 0.2])
     left = jnp.asarray(np.random.default_rng(seed).integers(0, 9, (3, 4)))
     args = (cost, pool, lam, mass, mask, weight)
-    gain = np.asarray(probe.remaining_gain(a, b, left, 8, *args))
-    now = np.asarray(probe.routing_regret(a, b, *args))
-    t = probe.rival_threshold(a / (a + b), cost, pool, lam)
+    gain = np.asarray(regret.remaining_gain(a, b, left, 8, *args))
+    now = np.asarray(regret.routing_regret(a, b, *args))
+    t = regret.rival_threshold(a / (a + b), cost, pool, lam)
     for j in range(4):
       after = 0.0
       for c in range(3):
@@ -171,7 +171,7 @@ class RegretTest(parameterized.TestCase):
         ac, bc = float(a[c, j]), float(b[c, j])
         s = np.arange(n + 1)
         pmf = sps.betabinom(n, ac, bc).pmf(s)
-        r = probe.decision_regret(
+        r = regret.decision_regret(
             jnp.asarray(ac + s, jnp.float32)[:, None],
             jnp.asarray(bc + n - s, jnp.float32)[:, None],
             t[c, j][None, :],
@@ -179,7 +179,7 @@ class RegretTest(parameterized.TestCase):
         after += float(mass[c]) * float(pmf @ (np.asarray(r) @ weight))
       self.assertAlmostEqual(now[j] - after, gain[j], delta=2e-6)
     # Nothing left to label: nothing to gain.
-    zero = probe.remaining_gain(a, b, jnp.zeros((3, 4), int), 8, *args)
+    zero = regret.remaining_gain(a, b, jnp.zeros((3, 4), int), 8, *args)
     np.testing.assert_allclose(zero, 0.0, atol=1e-7)
 
   def test_area_weights(self):
@@ -191,7 +191,7 @@ class RegretTest(parameterized.TestCase):
     lam = np.concatenate([[0.0], np.geomspace(1e-3, 1e2, 15)]) / 8.0
     pool = np.asarray([True, True, True, True])
     got = np.asarray(
-        probe.area_weights(
+        regret.area_weights(
             jnp.asarray(mu, jnp.float32),
             jnp.asarray(cost, jnp.float32),
             jnp.asarray(pool),
@@ -211,7 +211,7 @@ class RegretTest(parameterized.TestCase):
     self.assertAlmostEqual(got.sum(), 1.0, delta=1e-6)
     self.assertTrue((got >= 0).all())
     # Equal costs: the cost weight changes nothing, so uniform weights.
-    flat = probe.area_weights(
+    flat = regret.area_weights(
         jnp.asarray(mu, jnp.float32),
         jnp.ones((m,)),
         jnp.asarray(pool),
@@ -237,20 +237,20 @@ class RegretTest(parameterized.TestCase):
     a, b, cost, lam, mass = self._random_posterior(seed)
     pool = jnp.ones((4,), bool)
     mask = jnp.ones((3,), bool)
-    regret = functools.partial(
-        probe.routing_regret,
+    estimate = functools.partial(
+        regret.routing_regret,
         cost_m=cost,
         pool_m=pool,
         lam_l=lam,
         mass_k=mass,
         cluster_mask_k=mask,
     )
-    now = np.asarray(regret(a, b))
+    now = np.asarray(estimate(a, b))
     for c in range(3):
       for j in range(4):
         mu = float(a[c, j] / (a[c, j] + b[c, j]))
-        wrong = float(regret(a.at[c, j].add(1.0), b)[j])
-        right = float(regret(a, b.at[c, j].add(1.0))[j])
+        wrong = float(estimate(a.at[c, j].add(1.0), b)[j])
+        right = float(estimate(a, b.at[c, j].add(1.0))[j])
         self.assertLessEqual(mu * wrong + (1 - mu) * right, now[j] + 1e-6)
 
   @parameterized.parameters(range(4))
@@ -260,7 +260,7 @@ class RegretTest(parameterized.TestCase):
     mask = jnp.ones((3,), bool)
     totals = [
         float(
-            probe.routing_regret(
+            regret.routing_regret(
                 s * a, s * b, cost, pool, lam, mass, mask
             ).sum()
         )
@@ -273,7 +273,7 @@ class RegretTest(parameterized.TestCase):
     pool = jnp.asarray([True, True, False, True])
     mass = mass.at[1].set(0.0)
     index = functools.partial(
-        probe.value_index,
+        regret.value_index,
         horizons=(1, 2, 4, 8, 16),
         cost_m=cost,
         pool_m=pool,

@@ -84,7 +84,7 @@ def scored_prompts(label_mask_qm, pool_m) -> Array:
   return (mask_qm | ~pool_m[None, :]).all(1) & pool_m.any()
 
 
-def _pool_extremes(cost_m, pool_mask_m):
+def pool_extremes(cost_m, pool_mask_m):
   """``(lo, hi)``: cheapest and dearest pool cost (``+-inf`` if empty)."""
   hi = jnp.max(jnp.where(pool_mask_m, cost_m, -jnp.inf))
   lo = jnp.min(jnp.where(pool_mask_m, cost_m, jnp.inf))
@@ -97,7 +97,7 @@ def pool_cost_range(cost_qm, weight_q, pool_mask_m):
   Both are 0 for an empty pool.
   """
   mean_m = _weighted_mean_q(cost_qm, weight_q)
-  lo, hi = _pool_extremes(mean_m, pool_mask_m)
+  lo, hi = pool_extremes(mean_m, pool_mask_m)
   any_pool = jnp.any(pool_mask_m)
   return jnp.where(any_pool, lo, 0.0), jnp.where(any_pool, hi, 0.0)
 
@@ -126,7 +126,7 @@ def scale_lambdas(lam_l, cost_m, pool_mask_m) -> Array:
   costs, empty pool) the cost term cannot change the choice and ``lam_l``
   is returned unscaled.
   """
-  lo, hi = _pool_extremes(cost_m, pool_mask_m)
+  lo, hi = pool_extremes(cost_m, pool_mask_m)
   span = hi - lo
   ok = jnp.isfinite(span) & (span > 0)
   return lam_l / jnp.where(ok, span, 1.0)
@@ -376,7 +376,7 @@ def pool_summary(ev: EvalSet, pool_m) -> dict[str, Array]:
   cost_m, quality_m = single_llm_points(
       ev.quality_qm, ev.cost_qm, ev.weight_q, pool_m
   )
-  lo, hi = _pool_extremes(cost_m, pool_m)
+  lo, hi = pool_extremes(cost_m, pool_m)
   any_pool = jnp.any(pool_m)
   best_q, best_c = _best_of(cost_m, quality_m, pool_m)
   tie_m = pool_m & (cost_m == lo)

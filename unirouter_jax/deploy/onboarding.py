@@ -3,8 +3,8 @@ when to stop (issue #20; ``docs/probing.md``).
 
 A router's probe set is what every LLM is labelled on. For an LLM being
 onboarded (new, or already in the router with part of its labels) these
-functions use the math of :mod:`unirouter_jax.core.probe` on the router's
-own tables:
+functions use the math of :mod:`unirouter_jax.core.probe` and
+:mod:`unirouter_jax.core.regret` on the router's own tables:
 
 * :func:`next_probes`: the next ``budget`` probe prompts to label, chosen
   by ``random``, ``stratified`` (cluster mass x the known LLMs' error
@@ -14,11 +14,11 @@ own tables:
 * :func:`stopping_estimate`: an :class:`Estimate` in units of Area, from
   the new LLM's Beta posterior: ``area_lost``, what routing on its
   estimated ``psi`` instead of its true one is expected to cost
-  (:func:`unirouter_jax.core.probe.routing_regret`; the cost weights
+  (:func:`unirouter_jax.core.regret.routing_regret`; the cost weights
   weighted by the share of the cost axis each covers,
-  :func:`~unirouter_jax.core.probe.area_weights`), and ``gain_left``, the
+  :func:`~unirouter_jax.core.regret.area_weights`), and ``gain_left``, the
   part of it that labelling every probe prompt still unlabelled is
-  expected to remove (:func:`~unirouter_jax.core.probe.remaining_gain`).
+  expected to remove (:func:`~unirouter_jax.core.regret.remaining_gain`).
 * :func:`onboard`: the loop against a table of labels (``unirouter
   onboard``): propose a batch, take its labels, re-estimate; stop when the
   gain left is below ``tolerance``, at ``max_labels`` or when the probe
@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unirouter_jax.core import curves, probe, routing
+from unirouter_jax.core import curves, probe, regret, routing
 from unirouter_jax.core.structs import Clustering
 from unirouter_jax.deploy import cluster_map as maps
 from unirouter_jax.deploy import router as router_lib
@@ -76,11 +76,11 @@ class Estimate:
 
   Attributes:
     area_lost: expected Area lost by routing on its estimated ``psi``
-      instead of its true one (:func:`core.probe.routing_regret`, Area
+      instead of its true one (:func:`core.regret.routing_regret`, Area
       weights). Part of it stays even with every probe label: the probe
       set is finite.
     gain_left: the part that labelling every probe prompt still
-      unlabelled is expected to remove (:func:`core.probe.remaining_gain`);
+      unlabelled is expected to remove (:func:`core.regret.remaining_gain`);
       0 once the probe set is used up. ``onboard`` stops on it.
   """
 
@@ -175,17 +175,17 @@ def _plan(
   pool_m = jnp.ones((m,), bool)
   lam_l = curves.scale_lambdas(routing.lambda_grid(NUM_LAMBDAS), cost_m, pool_m)
   mass_k = w_pk.sum(0) / jnp.maximum(w_pk.shape[0], 1)
-  weight_l = probe.area_weights(
+  weight_l = regret.area_weights(
       a_km / (a_km + b_km), cost_m, pool_m, lam_l, mass_k, cluster_mask_k
   )
-  area_lost = probe.routing_regret(
+  area_lost = regret.routing_regret(
       a_km, b_km, cost_m, pool_m, lam_l, mass_k, cluster_mask_k, weight_l
   )[j]
   avail_k = jnp.round(
       jnp.matmul(onehot_pk.T, eligible_p.astype(dtype), precision=hi)
   ).astype(jnp.int32)
   avail_km = jnp.broadcast_to(avail_k[:, None], a_km.shape)
-  gain_left = probe.remaining_gain(
+  gain_left = regret.remaining_gain(
       a_km,
       b_km,
       avail_km,
@@ -211,10 +211,10 @@ def _plan(
     value_kj = weight_k[:, None] / (have_k[:, None] + steps[None, :] + 1.0)
     n_k = probe.greedy_allocation(value_kj, avail_k, budget)
   else:  # active: one batch under the posterior after the labels so far
-    index_k = probe.value_index(
+    index_k = regret.value_index(
         a_km,
         b_km,
-        probe.horizons(budget),
+        regret.horizons(budget),
         cost_m,
         pool_m,
         lam_l,

@@ -3,7 +3,8 @@
 Onboarding a new LLM into UniRoute means labelling its answers on the probe
 (validation) set; only its per-cluster errors ``psi`` are needed, so a
 budget of ``B`` labels can be spent where ``psi`` matters for routing
-(``docs/probing.md``; the math is in :mod:`unirouter_jax.core.probe`).
+(``docs/probing.md``; the math is in :mod:`unirouter_jax.core.probe` and
+:mod:`unirouter_jax.core.regret`).
 
 A :class:`ProbeStrategy` is a pure function
 ``choose(ctx, reveal, budget) -> chosen_vm`` (``[v, m]`` bool, exactly
@@ -19,7 +20,7 @@ prompts of ``mask_vm`` only:
   known LLM gets right still gets a few), uniform within a cluster.
 * ``active``: sequential batches (``rounds``); each is split over the
   clusters in proportion to the value of information per label of the
-  routing decision (``core.probe.value_index``), given each new LLM's Beta
+  routing decision (``core.regret.value_index``), given each new LLM's Beta
   posterior (prior from the known LLMs) after the labels it revealed so
   far. Only ``reveal`` gives it labels, and only on prompts it has already
   chosen.
@@ -49,7 +50,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax import lax
 
-from unirouter_jax.core import curves, kmeans, probe, psi, routing
+from unirouter_jax.core import curves, kmeans, probe, psi, regret, routing
 from unirouter_jax.core.structs import Clustering, LLMFeatures, TrialInputs
 from unirouter_jax.estimators import builtin, partial_psi
 from unirouter_jax.estimators.base import Estimator, TwoStageFit, reused
@@ -192,7 +193,7 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
 
 def _area_weights(ctx: ProbeContext, a_km, b_km) -> Array:
   """``[l]`` Area weights of the cost weights under the posterior means."""
-  return probe.area_weights(
+  return regret.area_weights(
       a_km / (a_km + b_km),
       ctx.cost_m,
       ctx.pool_m,
@@ -205,7 +206,7 @@ def _area_weights(ctx: ProbeContext, a_km, b_km) -> Array:
 def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
   sizes = round_sizes(budget, rounds)
   bmax = max(sizes)
-  horizons = probe.horizons(budget)
+  horizons = regret.horizons(budget)
   # [project choice] A small share of the stratified weights breaks ties
   # (e.g. every decision already certain: all values 0).
   tie_k = 1e-7 * probe.stratified_weight(ctx.mass_k, ctx.prior)
@@ -214,7 +215,7 @@ def _active_choose(ctx: ProbeContext, reveal, budget: int, *, rounds: int):
     err_vm, lab_vm = reveal(chosen_vm)
     a_km, b_km = probe.posterior(ctx.prior, ctx.onehot_vk, err_vm, lab_vm)
     avail_km = _avail_km(ctx, chosen_vm)
-    index_km = probe.value_index(
+    index_km = regret.value_index(
         a_km,
         b_km,
         horizons,
@@ -261,7 +262,7 @@ def active(rounds: int = ACTIVE_ROUNDS) -> ProbeStrategy:
   """``rounds`` sequential batches, each split over the clusters (D'Hondt)
   in proportion to the value of information per label of the routing
   decision (KG* of the exact knowledge gradient, Area-weighted,
-  ``core.probe.value_index``) under each new LLM's posterior so far."""
+  ``core.regret.value_index``) under each new LLM's posterior so far."""
   if rounds < 1:
     raise ValueError(f'rounds: expected >= 1, got {rounds}.')
   return ProbeStrategy(
@@ -306,10 +307,10 @@ class ProbeOutcome:
     a_km, b_km: ``[k, m]`` Beta posterior of each LLM's cluster error.
     regret_m: ``[m]`` the stopping estimate after those labels: the Area
       lost to ``psi`` uncertainty
-      (:func:`~unirouter_jax.core.probe.routing_regret`; 0 off the pool).
+      (:func:`~unirouter_jax.core.regret.routing_regret`; 0 off the pool).
     gain_left_m: ``[m]`` the part of it that labelling every probe prompt
       left is expected to remove
-      (:func:`~unirouter_jax.core.probe.remaining_gain`).
+      (:func:`~unirouter_jax.core.regret.remaining_gain`).
   """
 
   chosen_vm: Array
@@ -343,10 +344,10 @@ def choose_probes(
       ctx.cluster_mask_k,
       _area_weights(ctx, a_km, b_km),
   )
-  regret_m = probe.routing_regret(a_km, b_km, *rest)
+  regret_m = regret.routing_regret(a_km, b_km, *rest)
   left_km = _avail_km(ctx, chosen_vm)
   v = ctx.priority_vm.shape[0]
-  gain_m = probe.remaining_gain(a_km, b_km, left_km, v, *rest)
+  gain_m = regret.remaining_gain(a_km, b_km, left_km, v, *rest)
   return ProbeOutcome(chosen_vm, a_km, b_km, regret_m, gain_m), ctx
 
 
